@@ -1,0 +1,49 @@
+# avhopp: `make run` serves the app on SQLite with development keys; `make test` runs everything.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PYTEST_ARGS ?=
+
+.PHONY: install translations run test test-fast lint bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+	  { echo "Python 3.11 is required (found $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) translations
+
+translations: $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -d avhopp/translations >/dev/null
+
+run: install
+	$(BIN)/avhopp init-dev
+	$(BIN)/avhopp db upgrade
+	$(BIN)/avhopp users ensure-admin
+	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops)"
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - \
+	  --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms' wsgi:app
+
+lint: install
+	$(BIN)/ruff check avhopp tests tools migrations wsgi.py
+	$(BIN)/lint-imports --config setup.cfg
+	$(BIN)/bandit -q -r avhopp tools -c bandit.yaml
+
+test: install lint
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -x -q $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m tests.bench.run
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

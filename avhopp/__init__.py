@@ -1,0 +1,1 @@
+"""avhopp: case management for exit work with people leaving extremism, and their relatives."""

@@ -1,0 +1,1 @@
+"""Staff accounts: roles, login with mandatory TOTP, server-side sessions, throttling."""

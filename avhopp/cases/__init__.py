@@ -1,0 +1,1 @@
+"""The defector track (avhopparärende); built in a later issue."""

@@ -1,0 +1,250 @@
+"""The `avhopp` command: each command is a thin adapter that calls one service."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from avhopp import migrate
+from avhopp.config import DEV_SECRET_PREFIX, resolve_paths_only
+
+
+def _create_app() -> Any:
+    from avhopp.app import create_app
+    from avhopp.config import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        # An operator needs the message, not a traceback.
+        raise click.ClickException(str(exc)) from exc
+
+
+main = FlaskGroup(
+    create_app=_create_app,
+    add_default_commands=True,
+    add_version_option=False,
+    help="avhopp: case management for exit work. Settings come from config/*.toml and AVHOPP_*.",
+)
+
+
+def _database() -> Any:
+    from avhopp.db import get_database
+
+    return get_database(current_app)
+
+
+def _policy() -> Any:
+    return current_app.extensions["avhopp.account_policy"]
+
+
+# --- development set-up ---------------------------------------------------------------------
+
+
+@main.command("init-dev", with_appcontext=False)
+def init_dev() -> None:
+    """Create instance/ with development keys (mode 0600) if they do not exist yet."""
+    from avhopp.crypto.keyring import generate_key_file, write_key_file
+    from avhopp.keys import DEVELOPMENT_MARKER
+
+    if os.environ.get("AVHOPP_ENV") == "production":
+        raise click.ClickException("init-dev is for development; use `avhopp keys init`")
+    paths = resolve_paths_only()
+    instance = Path(paths["INSTANCE_PATH"])
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret_file = Path(paths["SECRET_KEY_FILE"])
+    if not secret_file.exists():
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(DEV_SECRET_PREFIX + secrets.token_urlsafe(32) + "\n")
+        click.echo(f"created {secret_file}")
+    key_file = Path(paths["KEY_FILE"])
+    if not key_file.exists():
+        data = generate_key_file()
+        data[DEVELOPMENT_MARKER] = True
+        write_key_file(key_file, data)
+        click.echo(f"created {key_file}")
+
+
+# --- database -------------------------------------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """Schema migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: head)."""
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION."""
+    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Show the revision the database is at."""
+    migrate.current(current_app.config["DATABASE_URL"])
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+@main.group("users")
+def users_group() -> None:
+    """Staff accounts."""
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "coordinator", "support_worker", "board"]),
+              required=True)
+@with_appcontext
+def users_create(username: str, role: str) -> None:
+    """Create a staff account and print its one-time password."""
+    from avhopp.accounts import services
+    from avhopp.errors import DomainError
+
+    with _database().scope() as session:
+        try:
+            user, one_time = services.create_user(
+                session, actor=None, username=username, role=role, policy=_policy()
+            )
+        except DomainError as exc:
+            raise click.ClickException(f"could not create user: {exc.code or exc}") from exc
+        name = user.username
+    _print_one_time(name, one_time)
+
+
+def _print_one_time(username: str, one_time: str) -> None:
+    click.echo(f"user:               {username}")
+    click.echo(f"one-time password:  {one_time}")
+    click.echo("At first login the password must be changed and two-factor authentication set up.")
+
+
+@users_group.command("ensure-admin")
+@with_appcontext
+def users_ensure_admin() -> None:
+    """Create the first administrator `admin` if there is no active administrator."""
+    from avhopp.accounts import services
+
+    with _database().scope() as session:
+        if services.count_admins(session) > 0:
+            click.echo("an administrator exists; nothing to do")
+            return
+        user, one_time = services.create_user(
+            session, actor=None, username="admin", role="admin", policy=_policy()
+        )
+        name = user.username
+    _print_one_time(name, one_time)
+
+
+@users_group.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List staff accounts (username, role, active, 2FA)."""
+    from avhopp.accounts import services
+
+    with _database().scope() as session:
+        for user in services.list_users(session, actor=None):
+            state = "active" if user.is_active else "deactivated"
+            totp = "2fa" if user.has_totp else "no-2fa"
+            click.echo(f"{user.username:30} {user.role:15} {state:12} {totp}")
+
+
+def _user_id(session: Any, username: str) -> Any:
+    from avhopp.accounts.models import User
+    from avhopp.accounts.services import normalise_username
+
+    user = session.scalars(
+        select(User).where(User.username == normalise_username(username))
+    ).one_or_none()
+    if user is None:
+        raise click.ClickException(f"no user named {username!r}")
+    return user.id
+
+
+@users_group.command("deactivate")
+@click.argument("username")
+@with_appcontext
+def users_deactivate(username: str) -> None:
+    """Deactivate an account and end its sessions."""
+    from avhopp.accounts import services
+
+    with _database().scope() as session:
+        services.set_active(session, actor=None, user_id=_user_id(session, username), active=False)
+    click.echo(f"deactivated {username}")
+
+
+@users_group.command("unlock")
+@click.argument("username")
+@with_appcontext
+def users_unlock(username: str) -> None:
+    """Clear the failed-login lock of an account."""
+    from avhopp.accounts import services
+
+    with _database().scope() as session:
+        services.unlock(session, actor=None, user_id=_user_id(session, username), policy=_policy())
+    click.echo(f"unlocked {username}")
+
+
+@users_group.command("reset-2fa")
+@click.argument("username")
+@with_appcontext
+def users_reset_2fa(username: str) -> None:
+    """Remove an account's two-factor enrolment; they enrol again at next login."""
+    from avhopp.accounts import services
+
+    with _database().scope() as session:
+        services.reset_totp(session, actor=None, user_id=_user_id(session, username))
+    click.echo(f"two-factor authentication reset for {username}")
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """Key files and key rotation."""
+
+
+@keys_group.command("init", with_appcontext=False)
+@click.option("--path", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the key file (default: KEY_FILE from the configuration).")
+def keys_init(path: Path | None) -> None:
+    """Write a new key file (mode 0600; never overwrites)."""
+    from avhopp.crypto.errors import KeyFileError
+    from avhopp.crypto.keyring import generate_key_file, write_key_file
+
+    target = path or Path(resolve_paths_only()["KEY_FILE"])
+    try:
+        write_key_file(target, generate_key_file())
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created {target}; back it up offline and restrict it to the service user")
+
+
+def run() -> None:  # pragma: no cover - console entry helper
+    main(prog_name="avhopp")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

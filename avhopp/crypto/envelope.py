@@ -1,0 +1,283 @@
+"""COSE_Encrypt0 (RFC 9052, A256GCM) envelopes for single encrypted database fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Final, TypeAlias
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from avhopp.crypto.errors import DecryptionError
+
+FIELD_AAD_LABEL: Final = "avhopp/field/v1"
+COSE_ALG_A256GCM: Final = 3
+IV_LEN: Final = 12
+TAG_LEN: Final = 16
+KEY_LEN: Final = 32
+
+TYPE_TEXT: Final = 0x01
+TYPE_INT: Final = 0x02
+TYPE_DATE: Final = 0x03
+TYPE_BYTES: Final = 0x04
+TYPE_JSON: Final = 0x05
+
+FieldValue: TypeAlias = str | int | dt.date | bytes | dict[str, Any] | list[Any]
+
+_SMALL_BUCKETS: Final = (16, 32, 64, 128, 256, 512, 1024)
+_COSE_TAG_ENCRYPT0: Final = b"\xd0\x83"  # tag(16) + array(3)
+_ENC_STRUCTURE_HEAD: Final = b"\x83\x68Encrypt0"  # array(3) + tstr "Encrypt0"
+_UNPROTECTED_HEAD: Final = b"\xa1\x05\x4c"  # map(1) {5: bstr(12) ...}
+_PROTECTED_HEAD: Final = b"\xa2\x01\x03\x04"  # map(2) {1: 3, 4: ...}
+
+
+def length_prefixed(*parts: str | bytes) -> bytes:
+    """Encode parts unambiguously: each as a 4-byte big-endian length followed by its bytes."""
+    out = bytearray()
+    for part in parts:
+        raw = part.encode("utf-8") if isinstance(part, str) else bytes(part)
+        out += len(raw).to_bytes(4, "big")
+        out += raw
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldContext:
+    """Where an encrypted value lives; bound into the ciphertext as external AAD."""
+
+    table: str
+    column: str
+    row_id: str
+    subject_id: str
+    external_aad: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("table", "column", "row_id", "subject_id"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"FieldContext.{name} must be str")
+        # Computed once: a context is typically reused for several columns' worth of calls.
+        aad = length_prefixed(
+            FIELD_AAD_LABEL, self.table, self.column, self.row_id, self.subject_id
+        )
+        object.__setattr__(self, "external_aad", aad)
+
+    def _error(self) -> DecryptionError:
+        return DecryptionError(self.table, self.column, self.row_id)
+
+
+@lru_cache(maxsize=256)
+def _aead(key: bytes) -> AESGCM:
+    # Building an AESGCM costs about as much as one small encryption; reuse per key.
+    return AESGCM(key)
+
+
+def clear_cipher_cache() -> None:
+    """Drop cached cipher objects (call after destroying data keys)."""
+    _aead.cache_clear()
+
+
+def _bstr_head(n: int) -> bytes:
+    if n < 24:
+        return bytes((0x40 + n,))
+    if n < 0x100:
+        return b"\x58" + n.to_bytes(1, "big")
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\x5a" + n.to_bytes(4, "big")
+    raise ValueError("value too large for an envelope")
+
+
+def _bstr(data: bytes) -> bytes:
+    return _bstr_head(len(data)) + data
+
+
+def _read_bstr(buf: bytes, pos: int) -> tuple[bytes, int]:
+    """Read a definite-length, shortest-form CBOR bstr at pos; return (value, next pos)."""
+    head = buf[pos]
+    if head & 0xE0 != 0x40:
+        raise ValueError("not a bstr")
+    info = head & 0x1F
+    pos += 1
+    if info < 24:
+        n = info
+    elif 24 <= info <= 26:
+        width = 1 << (info - 24)
+        n = int.from_bytes(buf[pos : pos + width], "big")
+        if len(buf) < pos + width or n < (24 if width == 1 else 1 << (4 * width)):
+            raise ValueError("non-canonical length")
+        pos += width
+    else:
+        raise ValueError("unsupported bstr length")
+    end = pos + n
+    if end > len(buf):
+        raise ValueError("truncated")
+    return buf[pos:end], end
+
+
+@lru_cache(maxsize=1024)
+def _protected(kid: str) -> bytes:
+    # Encoded once per kid: the protected header is the same for every field of one person.
+    kid_bytes = kid.encode("utf-8")
+    if not kid_bytes:
+        raise ValueError("kid must not be empty")
+    return _PROTECTED_HEAD + _bstr(kid_bytes)
+
+
+def _enc_structure(protected: bytes, external_aad: bytes) -> bytes:
+    return _ENC_STRUCTURE_HEAD + _bstr(protected) + _bstr(external_aad)
+
+
+def bucket_size(n: int) -> int:
+    """Padded length for n bytes of payload (room for the 0x80 marker included)."""
+    need = n + 1
+    for size in _SMALL_BUCKETS:
+        if need <= size:
+            return size
+    return -(-need // 1024) * 1024
+
+
+def pad(payload: bytes) -> bytes:
+    """ISO/IEC 7816-4 padding (0x80 then zeros) up to the next length bucket."""
+    return payload + b"\x80" + bytes(bucket_size(len(payload)) - len(payload) - 1)
+
+
+def unpad(padded: bytes) -> bytes:
+    """Reverse pad(); reject anything that pad() could not have produced."""
+    payload = padded.rstrip(b"\x00")
+    if not payload or payload[-1] != 0x80:
+        raise ValueError("bad padding")
+    payload = payload[:-1]
+    if bucket_size(len(payload)) != len(padded):
+        raise ValueError("bad padding length")
+    return payload
+
+
+def encode_value(value: FieldValue) -> bytes:
+    """Type tag + value bytes (before padding)."""
+    if isinstance(value, str):
+        return bytes((TYPE_TEXT,)) + value.encode("utf-8")
+    if isinstance(value, bool):
+        # bool is an int subclass; refusing it avoids reading back 1 where True was stored.
+        raise TypeError("bool is not an encryptable field type")
+    if isinstance(value, int):
+        width = (value if value >= 0 else ~value).bit_length() // 8 + 1
+        return bytes((TYPE_INT,)) + value.to_bytes(width, "big", signed=True)
+    if isinstance(value, dt.datetime):
+        raise TypeError("datetime is not an encryptable field type (use date or text)")
+    if isinstance(value, dt.date):
+        return bytes((TYPE_DATE,)) + value.isoformat().encode("ascii")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes((TYPE_BYTES,)) + bytes(value)
+    if isinstance(value, (dict, list)):
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return bytes((TYPE_JSON,)) + text.encode("utf-8")
+    if value is None:
+        raise TypeError("None is stored as NULL and never encrypted")
+    raise TypeError(f"{type(value).__name__} is not an encryptable field type")
+
+
+def decode_value(payload: bytes) -> FieldValue:
+    """Inverse of encode_value; strict, so every stored value has exactly one encoding."""
+    tag, body = payload[0], payload[1:]
+    if tag == TYPE_TEXT:
+        return body.decode("utf-8")
+    if tag == TYPE_INT:
+        number = int.from_bytes(body, "big", signed=True)
+        if not body or encode_value(number)[1:] != body:
+            raise ValueError("non-minimal int")
+        return number
+    if tag == TYPE_DATE:
+        text = body.decode("ascii")
+        day = dt.date.fromisoformat(text)
+        if len(text) != 10 or day.isoformat() != text:
+            raise ValueError("non-canonical date")
+        return day
+    if tag == TYPE_BYTES:
+        return body
+    if tag == TYPE_JSON:
+        decoded = json.loads(body.decode("utf-8"))
+        if not isinstance(decoded, (dict, list)):
+            raise ValueError("JSON field must be an object or array")
+        return decoded
+    raise ValueError("unknown type tag")
+
+
+def seal(
+    key: bytes, kid: str, ctx: FieldContext, value: FieldValue, *, iv: bytes | None = None
+) -> bytes:
+    """Encrypt value for ctx under the data key `key` (id `kid`); returns a tagged COSE_Encrypt0."""
+    if len(key) != KEY_LEN:
+        raise ValueError("data key must be 32 bytes")
+    if iv is None:
+        iv = os.urandom(IV_LEN)
+    elif len(iv) != IV_LEN:
+        raise ValueError("IV must be 12 bytes")
+    protected = _protected(kid)
+    ciphertext = _aead(key).encrypt(
+        iv, pad(encode_value(value)), _enc_structure(protected, ctx.external_aad)
+    )
+    return b"".join(
+        (
+            _COSE_TAG_ENCRYPT0,
+            _bstr(protected),
+            _UNPROTECTED_HEAD,
+            iv,
+            _bstr_head(len(ciphertext)),
+            ciphertext,
+        )
+    )
+
+
+def _parse(blob: bytes | bytearray | memoryview) -> tuple[bytes, str, bytes, bytes]:
+    """Split an envelope into (protected bstr, kid, iv, ciphertext); accepts only our encoding."""
+    blob = bytes(blob)  # DB drivers may hand over memoryview (psycopg bytea)
+    if blob[:2] != _COSE_TAG_ENCRYPT0:
+        raise ValueError("not a tagged COSE_Encrypt0")
+    protected, pos = _read_bstr(blob, 2)
+    if protected[:4] != _PROTECTED_HEAD:
+        raise ValueError("unexpected protected header")
+    kid_bytes, end = _read_bstr(protected, 4)
+    if end != len(protected) or not kid_bytes:
+        raise ValueError("unexpected protected header")
+    if blob[pos : pos + 3] != _UNPROTECTED_HEAD:
+        raise ValueError("unexpected unprotected header")
+    iv = blob[pos + 3 : pos + 3 + IV_LEN]
+    ciphertext, end = _read_bstr(blob, pos + 3 + IV_LEN)
+    if end != len(blob) or len(ciphertext) < TAG_LEN + 16:
+        raise ValueError("bad ciphertext")
+    return protected, kid_bytes.decode("utf-8"), iv, ciphertext
+
+
+def read_kid(blob: bytes | bytearray | memoryview, ctx: FieldContext | None = None) -> str:
+    """The data-key id of an envelope, so the caller can fetch the key before open_()."""
+    try:
+        return _parse(blob)[1]
+    except (ValueError, IndexError, TypeError):
+        if ctx is None:
+            raise DecryptionError("<unknown>", "<unknown>", "<unknown>") from None
+        raise ctx._error() from None
+
+
+def open_(
+    key: bytes, ctx: FieldContext, blob: bytes | bytearray | memoryview, *, kid: str | None = None
+) -> FieldValue:
+    """Decrypt an envelope made by seal() for exactly this ctx; any failure is DecryptionError.
+
+    If kid is given the envelope must name that data key.
+    """
+    try:
+        protected, blob_kid, iv, ciphertext = _parse(blob)
+        if kid is not None and blob_kid != kid:
+            raise ValueError("kid mismatch")
+        padded = _aead(key).decrypt(iv, ciphertext, _enc_structure(protected, ctx.external_aad))
+        return decode_value(unpad(padded))
+    except (ValueError, IndexError, TypeError, InvalidTag):
+        # No chained cause: it could carry fragments of plaintext (e.g. a UnicodeDecodeError).
+        raise ctx._error() from None

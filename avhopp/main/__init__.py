@@ -1,0 +1,1 @@
+"""The start page, health check and language switch."""

@@ -1,0 +1,38 @@
+"""Alembic driven from code, so every CLI command honours the same configuration."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+from avhopp.config import PROJECT_ROOT
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Date-prefixed revision files, so the directory lists in the order work was done.
+    cfg.set_main_option(
+        "file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s"
+    )
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url), revision)
+
+
+def current(database_url: str) -> None:
+    command.current(alembic_config(database_url), verbose=False)
+
+
+def check(database_url: str) -> None:
+    """Raise if the models and the migrated schema differ (alembic check)."""
+    command.check(alembic_config(database_url))

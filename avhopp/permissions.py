@@ -1,0 +1,39 @@
+"""The role x permission matrix (docs/security.md holds the same table; a test compares them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PUBLIC = "public"
+AUTHENTICATED = "authenticated"
+
+# permission -> roles that hold it. Deny by default: a permission not listed here is held by
+# nobody, and a route without a declared permission is refused (SECURITY.md Z2).
+MATRIX: dict[str, frozenset[str]] = {
+    AUTHENTICATED: frozenset({"admin", "coordinator", "support_worker", "board"}),
+    "accounts.manage": frozenset({"admin"}),
+}
+
+ROLES = ("admin", "coordinator", "support_worker", "board")
+
+
+def role_has(role: str | None, permission: str) -> bool:
+    if permission == PUBLIC:
+        return True
+    return role is not None and role in MATRIX.get(permission, frozenset())
+
+
+def requires(permission: str) -> Any:
+    """Declare the permission a view needs; the request gate in avhopp.security enforces it."""
+    if permission != PUBLIC and permission not in MATRIX:
+        raise ValueError(f"unknown permission {permission!r}")
+
+    def decorate(view: Any) -> Any:
+        view.permission = permission
+        return view
+
+    return decorate
+
+
+def permission_of(view: Any) -> str | None:
+    return getattr(view, "permission", None)

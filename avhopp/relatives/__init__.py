@@ -1,0 +1,1 @@
+"""The relative track (anhörigärende); built in a later issue."""
