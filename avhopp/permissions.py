@@ -12,6 +12,7 @@ AUTHENTICATED = "authenticated"
 MATRIX: dict[str, frozenset[str]] = {
     AUTHENTICATED: frozenset({"admin", "coordinator", "support_worker", "board"}),
     "accounts.manage": frozenset({"admin"}),
+    "audit.review": frozenset({"board"}),
 }
 
 ROLES = ("admin", "coordinator", "support_worker", "board")
