@@ -289,6 +289,8 @@ def check_password(
 
     if user is None:  # unreachable (reason is set when user is None); keeps type checkers exact
         raise LoginRefused("bad_credentials")
+    # Failures count while consecutive: a correct password resets the account's counter.
+    _clear_account_failures(session, username=name, policy=policy)
     if policy.hasher.check_needs_rehash(user.password_hash):
         user.password_hash = policy.hasher.hash(password)
     record(session, action="auth.login_password", actor=user, object_type="user",
