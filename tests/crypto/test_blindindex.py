@@ -49,8 +49,8 @@ def test_blind_index_is_truncated_to_bits(bits: int) -> None:
     assert blind_index(key, "+46701234567", bits=bits) == full[: bits // 8]
 
 
-@pytest.mark.parametrize("bits", [0, 7, 12, 264])
-def test_blind_index_refuses_bits_that_are_not_whole_bytes_in_range(bits: int) -> None:
+@pytest.mark.parametrize("bits", [0, 7, 257, 264])
+def test_blind_index_refuses_bits_out_of_range(bits: int) -> None:
     with pytest.raises(ValueError):
         blind_index(ROOT, "x", bits=bits)
 
@@ -72,9 +72,10 @@ def test_derive_refuses_short_root() -> None:
         (1, 4, 8),
         (100, 4, 8),
         (4 * 2**16, 4, 16),
-        (4 * 2**16 - 1, 4, 8),
-        (1_000_000, 4, 16),
-        (10_000_000, 4, 16),
+        (4 * 2**16 - 1, 4, 15),
+        (100_000, 4, 14),
+        (1_000_000, 4, 17),
+        (10_000_000, 4, 21),
         (4 * 2**24, 4, 24),
         (2**40, 1, 40),
         (10**30, 4, 64),
@@ -90,11 +91,11 @@ def test_truncation_keeps_at_least_min_candidates_per_value_unless_clamped(
     population: int, minimum: int
 ) -> None:
     bits = truncation_bits(population, minimum)
-    assert bits % 8 == 0 and 8 <= bits <= 64
+    assert 8 <= bits <= 64
     if bits > 8:
         assert population / 2**bits >= minimum
     if bits < 64:
-        assert population / 2 ** (bits + 8) < minimum  # the next byte would break the guarantee
+        assert population / 2 ** (bits + 1) < minimum  # one more bit would break the guarantee
 
 
 def test_truncation_refuses_nonpositive_input() -> None:
@@ -102,3 +103,14 @@ def test_truncation_refuses_nonpositive_input() -> None:
         truncation_bits(0)
     with pytest.raises(ValueError):
         truncation_bits(10, 0)
+
+
+@pytest.mark.parametrize("bits", [9, 12, 14, 23])
+def test_blind_index_with_partial_byte_zeroes_the_unused_low_bits(bits: int) -> None:
+    key = derive_index_key(ROOT, "person", "phone", 1)
+    tag = blind_index(key, "+46701234567", bits=bits)
+    assert len(tag) == (bits + 7) // 8
+    spare = len(tag) * 8 - bits
+    assert tag[-1] & ((1 << spare) - 1) == 0
+    full = blind_index(key, "+46701234567", bits=len(tag) * 8)
+    assert tag[:-1] == full[:-1]
