@@ -40,6 +40,13 @@ ACTIONS: dict[str, frozenset[str]] = {
     "user.listed": frozenset({"count"}),
     "security.csrf_rejected": frozenset({"endpoint"}),
     "security.access_denied": frozenset({"endpoint", "permission"}),
+    "key.subject_erased": frozenset({"keys"}),
+    "key.subject_rotated": frozenset({"rows"}),
+    "key.kek_rotated": frozenset({"keys", "staff"}),
+    "key.kek_added": frozenset(),
+    "key.kek_retired": frozenset(),
+    "key.index_version_added": frozenset({"version"}),
+    "key.index_switched": frozenset({"version"}),
 }
 
 REASON_CODES = frozenset(
