@@ -48,9 +48,19 @@ def configure_flask(app: Flask) -> None:
 
 
 def init_keys(app: Flask) -> None:
+    from avhopp.encryption.services import FieldCrypto
     from avhopp.keys import load_keyring
 
-    app.extensions["avhopp.keys"] = load_keyring(app.config)
+    keyring = load_keyring(app.config)
+    app.extensions["avhopp.keys"] = keyring
+    crypto = FieldCrypto(
+        keyring,
+        population=int(app.config["BLIND_INDEX_POPULATION"]),
+        cache_seconds=float(app.config["DATA_KEY_CACHE_SECONDS"]),
+    )
+    app.extensions["avhopp.field_crypto"] = crypto
+    # Every session of this app can seal and open encrypted fields.
+    db.get_database(app).attach_field_crypto(crypto)
 
 
 def init_extensions(app: Flask) -> None:

@@ -242,6 +242,136 @@ def keys_init(path: Path | None) -> None:
     click.echo(f"created {target}; back it up offline and restrict it to the service user")
 
 
+def _replace_key_file(path: Path, data: dict[str, Any]) -> None:
+    """Write the new key file beside the old one, then rename it over (atomic on POSIX)."""
+    from avhopp.crypto.keyring import write_key_file
+
+    temp = path.with_name(path.name + f".new-{secrets.token_hex(4)}")
+    write_key_file(temp, data)
+    os.replace(temp, path)
+
+
+def _key_file_data() -> tuple[Path, dict[str, Any]]:
+    from avhopp.crypto.keyring import load_key_file
+
+    if current_app.config.get("KEYS"):
+        raise click.ClickException("keys come from AVHOPP_KEYS; rotate them where they are kept")
+    path = Path(current_app.config["KEY_FILE"])
+    production = current_app.config["ENV"] == "production"
+    return path, load_key_file(path, require_private_mode=production)
+
+
+@keys_group.command("status")
+@with_appcontext
+def keys_status() -> None:
+    """Show the KEKs and how many data keys each wraps."""
+    from avhopp.encryption.services import keys_by_kek
+
+    ring = current_app.extensions["avhopp.keys"]
+    with _database().scope() as session:
+        counts = keys_by_kek(session)
+    for kek_id in sorted(ring.kek_ids | set(counts)):
+        marker = "active" if kek_id == ring.active_kek_id else (
+            "present" if kek_id in ring.kek_ids else "MISSING")
+        click.echo(f"{kek_id:32} {marker:8} {counts.get(kek_id, 0):>9} data keys")
+
+
+@keys_group.command("add-kek")
+@with_appcontext
+def keys_add_kek() -> None:
+    """Add a new active KEK to the key file (then restart the app and run rotate-kek)."""
+    from avhopp.audit.services import record
+    from avhopp.crypto.keyring import add_kek
+
+    path, data = _key_file_data()
+    new = add_kek(data)
+    _replace_key_file(path, new)
+    with _database().scope() as session:
+        record(session, action="key.kek_added", object_type="kek", object_id=new["active_kek"])
+    click.echo(f"new active KEK {new['active_kek']}; restart the app processes, then run "
+               "`avhopp keys rotate-kek`")
+
+
+@keys_group.command("rotate-kek")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@with_appcontext
+def keys_rotate_kek(batch_size: int) -> None:
+    """Re-wrap every data key under the active KEK, in resumable batches."""
+    from avhopp.encryption.services import keys_by_kek, rotate_kek
+
+    ring = current_app.extensions["avhopp.keys"]
+    database = _database()
+    with database.scope() as session:
+        todo = sum(n for kek, n in keys_by_kek(session).items() if kek != ring.active_kek_id)
+    with click.progressbar(length=todo, label="re-wrapping data keys") as bar:
+        total = rotate_kek(database.factory, keyring=ring, batch_size=batch_size,
+                           progress=bar.update)
+    click.echo(f"re-wrapped {total} data keys under {ring.active_kek_id}")
+
+
+@keys_group.command("retire-kek")
+@click.argument("kek_id")
+@with_appcontext
+def keys_retire_kek(kek_id: str) -> None:
+    """Remove an old KEK's material; refused while any data key still depends on it."""
+    from avhopp.audit.services import record
+    from avhopp.crypto.keyring import retire_kek
+    from avhopp.encryption.services import keys_by_kek
+
+    with _database().scope() as session:
+        still = keys_by_kek(session).get(kek_id, 0)
+    if still:
+        raise click.ClickException(f"{still} data keys are still wrapped by {kek_id}; "
+                                   "run `avhopp keys rotate-kek` first")
+    path, data = _key_file_data()
+    _replace_key_file(path, retire_kek(data, kek_id))
+    with _database().scope() as session:
+        record(session, action="key.kek_retired", object_type="kek", object_id=kek_id)
+    click.echo(f"retired {kek_id}; backups made before the rotation can no longer be decrypted "
+               "with the new key file")
+
+
+@keys_group.command("rotate-person")
+@click.argument("subject_id", type=click.UUID)
+@with_appcontext
+def keys_rotate_person(subject_id: Any) -> None:
+    """Re-encrypt one person's fields under a new data key."""
+    from avhopp.encryption.services import rotate_subject_key
+
+    with _database().scope() as session:
+        rotate_subject_key(session, actor=None, subject_id=subject_id)
+    click.echo("done")
+
+
+@keys_group.command("rotate-index")
+@click.argument("field", type=click.Choice(["personnummer", "phone", "email"]))
+@click.option("--population", type=click.IntRange(1), default=None,
+              help="Expected number of people (sets the index width).")
+@with_appcontext
+def keys_rotate_index(field: str, population: int | None) -> None:
+    """Add a new blind-index version for a Person field, backfill it, and switch to it."""
+    from avhopp.casework.models import Person
+    from avhopp.encryption.services import add_index_version, backfill_index, switch_index
+
+    database = _database()
+    with database.scope() as session:
+        version = add_index_version(session, actor=None, model=Person, field_name=field,
+                                    population=population)
+    after = None
+    count = 0
+    while True:
+        with database.scope() as session:
+            after = backfill_index(session, model=Person, field_name=field, version=version,
+                                   after=after)
+        count += 1
+        click.echo(f"backfilled batch {count}")
+        if after is None:
+            break
+    with database.scope() as session:
+        switch_index(session, actor=None, model=Person, field_name=field, version=version)
+    click.echo(f"person.{field} now uses index version {version}")
+
+
 def run() -> None:  # pragma: no cover - console entry helper
     main(prog_name="avhopp")
 

@@ -140,6 +140,10 @@ class Database:
         self.engine = make_engine(url)
         self.factory = make_session_factory(self.engine)
 
+    def attach_field_crypto(self, crypto: Any) -> None:
+        # The key is avhopp.encryption.orm.SESSION_KEY; spelled out because db is a leaf module.
+        self.factory.configure(info={"avhopp.field_crypto": crypto})
+
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"

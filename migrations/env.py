@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from alembic import context
 
-import avhopp.accounts.models
-import avhopp.audit.models  # noqa: F401  (models register their tables on Base.metadata)
 from avhopp.db import Base, make_engine
 
 config = context.config

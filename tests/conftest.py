@@ -264,3 +264,32 @@ def user_row(db: Any, user_id: uuid.UUID) -> User:
     user = db.get(User, user_id)
     assert user is not None
     return user
+
+
+def database_bytes(session: Any) -> bytes:
+    """Everything the database holds, as bytes: the SQLite file and its WAL, or on PostgreSQL
+    every row of every table as text (what a dump or a copy of the data directory would show)."""
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        path = Path(bind.url.database)
+        return b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*")))
+    chunks = []
+    for table in Base.metadata.sorted_tables:
+        rows = session.execute(text(f'SELECT t::text FROM "{table.name}" t')).scalars()
+        chunks.extend(row.encode() for row in rows)
+    return b"\n".join(chunks)
+
+
+@pytest.fixture
+def make_app(app_overrides: dict[str, Any]) -> Iterator[Any]:
+    """Create extra apps (other settings, a second 'process') whose engines are disposed after."""
+    created: list[Any] = []
+
+    def factory(**changes: Any) -> Any:
+        application = create_app({**app_overrides, **changes})
+        created.append(application)
+        return application
+
+    yield factory
+    for application in created:
+        get_database(application).engine.dispose()

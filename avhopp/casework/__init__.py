@@ -1,0 +1,1 @@
+"""What both tracks share: the data subject (Person), team and access policy, journal, plans."""

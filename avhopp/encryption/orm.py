@@ -1,0 +1,214 @@
+"""Encrypted model attributes: sealed at flush, opened lazily, never comparable in SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from sqlalchemy import LargeBinary, TypeDecorator, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session, mapped_column, object_session
+from sqlalchemy.sql.operators import is_, is_not
+
+from avhopp.crypto.envelope import FieldContext
+
+if TYPE_CHECKING:
+    from avhopp.encryption.services import FieldCrypto
+
+T = TypeVar("T")
+
+SESSION_KEY = "avhopp.field_crypto"
+KINDS: dict[str, tuple[type, ...]] = {
+    "text": (str,),
+    "int": (int,),
+    "date": (dt.date,),
+    "bytes": (bytes,),
+    "json": (dict, list),
+}
+# model class -> {attribute name: descriptor}; used by rotation, erasure and the D1 check.
+REGISTRY: dict[type, dict[str, Encrypted[Any]]] = {}
+
+
+class EncryptedComparisonError(TypeError):
+    """An encrypted column was used in a SQL comparison; it would silently match nothing."""
+
+
+class EncryptionNotConfigured(RuntimeError):
+    """A session without field crypto tried to write or read an encrypted field."""
+
+
+class _Pending:
+    """Placeholder stored in the column until flush replaces it by ciphertext. It is not bytes,
+    so a flush that somehow bypassed encryption fails instead of writing something."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<pending encryption>"
+
+
+PENDING = _Pending()
+
+
+class EncryptedBlob(TypeDecorator[bytes]):
+    """Column type of an envelope. Any comparison but IS [NOT] NULL raises (fail closed)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    class comparator_factory(LargeBinary.Comparator):  # noqa: N801  SQLAlchemy's naming
+        def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
+            if op in (is_, is_not):
+                return super().operate(op, *other, **kwargs)
+            raise EncryptedComparisonError(
+                "encrypted columns cannot be compared in SQL; use the blind-index search"
+            )
+
+        def reverse_operate(self, op: Any, other: Any, **kwargs: Any) -> Any:
+            raise EncryptedComparisonError("encrypted columns cannot be compared in SQL")
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
+        if value is None or isinstance(value, bytes):
+            return value
+        raise EncryptionNotConfigured("an encrypted field reached the database unencrypted")
+
+
+class _ClassAttribute:
+    """What `Model.field` returns: refuses to be used in a query."""
+
+    def __init__(self, owner: type, name: str) -> None:
+        self._where = f"{owner.__name__}.{name}"
+
+    def _refuse(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise EncryptedComparisonError(
+            f"{self._where} is encrypted and cannot be used in SQL; search by blind index"
+        )
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse  # type: ignore[assignment]
+    like = ilike = in_ = not_in = contains = startswith = endswith = _refuse
+    __hash__ = object.__hash__
+
+
+class Encrypted(Generic[T]):
+    """Declare an encrypted attribute: `name = Encrypted[str]("text", index="phone")`.
+
+    Adds a nullable `<name>_enc` envelope column. The value is sealed at flush under the row's
+    subject's data key, with (table, column, row id, subject id) bound as associated data, and
+    opened on first access (a page showing two fields decrypts two fields).
+    """
+
+    def __init__(self, kind: str, *, index: str | None = None,
+                 data_class: str = "personal") -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}")
+        self.kind = kind
+        self.index = index
+        self.data_class = data_class
+        self.name = ""
+        self.column_attr = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.column_attr = f"{name}_enc"
+        # Declarative scans the class namespace after __set_name__, so this becomes a column.
+        setattr(owner, self.column_attr, mapped_column(
+            self.column_attr, EncryptedBlob(), nullable=True,
+            info={"data_class": self.data_class, "encrypted": True},
+        ))
+        REGISTRY.setdefault(owner, {})[name] = self
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _ClassAttribute: ...
+    @overload
+    def __get__(self, obj: object, owner: type) -> T | None: ...
+
+    def __get__(self, obj: object | None, owner: type) -> Any:
+        if obj is None:
+            return _ClassAttribute(owner, self.name)
+        plain: dict[str, tuple[Any, Any]] = obj.__dict__.setdefault("_avhopp_plain", {})
+        blob = getattr(obj, self.column_attr)
+        cached = plain.get(self.name)
+        if cached is not None and (cached[0] is blob or cached[0] == blob):
+            return cached[1]
+        if blob is None:
+            return None
+        if blob is PENDING:
+            raise EncryptionNotConfigured("value is pending encryption but not cached")
+        value = field_crypto_of(obj).open_field(obj, self, bytes(blob))
+        plain[self.name] = (blob, value)
+        return value
+
+    def __set__(self, obj: object, value: T | None) -> None:
+        if value is not None and (
+            not isinstance(value, KINDS[self.kind]) or isinstance(value, bool)
+        ):
+            raise TypeError(f"{self.name} takes {self.kind}, not {type(value).__name__}")
+        plain = obj.__dict__.setdefault("_avhopp_plain", {})
+        pending: set[str] = obj.__dict__.setdefault("_avhopp_pending", set())
+        if value is None:
+            setattr(obj, self.column_attr, None)
+            plain[self.name] = (None, None)
+            pending.discard(self.name)
+        else:
+            setattr(obj, self.column_attr, PENDING)
+            plain[self.name] = (PENDING, value)
+            pending.add(self.name)
+
+
+def subject_of(obj: object) -> uuid.UUID:
+    attr = getattr(type(obj), "__encryption_subject__", "id")
+    subject = getattr(obj, attr)
+    if not isinstance(subject, uuid.UUID):
+        raise ValueError(f"{type(obj).__name__} needs a UUID {attr} before encrypting")
+    return subject
+
+
+def context_of(obj: object, field: Encrypted[Any]) -> FieldContext:
+    row_id = getattr(obj, "id", None)
+    if not isinstance(row_id, uuid.UUID):
+        # The id is part of the associated data, so it must exist before the INSERT.
+        raise ValueError(f"{type(obj).__name__} must get its UUID id in the constructor")
+    return FieldContext(
+        table=obj.__table__.name,  # type: ignore[attr-defined]
+        column=field.name,
+        row_id=str(row_id),
+        subject_id=str(subject_of(obj)),
+    )
+
+
+def field_crypto_of(obj: object) -> FieldCrypto:
+    session = object_session(obj)
+    crypto = session.info.get(SESSION_KEY) if session is not None else None
+    if crypto is None:
+        raise EncryptionNotConfigured("the object is not in a session with field crypto")
+    return crypto  # type: ignore[no-any-return]
+
+
+def pending_fields(obj: object) -> list[Encrypted[Any]]:
+    names = obj.__dict__.get("_avhopp_pending")
+    if not names:
+        return []
+    fields = REGISTRY.get(type(obj), {})
+    return [fields[n] for n in sorted(names)]
+
+
+@event.listens_for(Session, "before_flush")
+def _seal_pending(session: Session, _ctx: Any, _instances: Any) -> None:
+    """Encrypt every pending value (and refresh its blind index) just before it is written."""
+    targets = [obj for obj in (*session.new, *session.dirty) if pending_fields(obj)]
+    if not targets:
+        return
+    crypto = session.info.get(SESSION_KEY)
+    if crypto is None:
+        raise EncryptionNotConfigured("this session cannot encrypt: no field crypto attached")
+    for obj in targets:
+        crypto.seal_pending(session, obj)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_new_keys(session: Session, *_args: Any) -> None:
+    # Keys created in this transaction are in the database after a commit and gone after a
+    # rollback; either way the next lookup must ask the database, never a stale map.
+    session.info.pop("avhopp.new_keys", None)
