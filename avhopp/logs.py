@@ -25,6 +25,13 @@ def configure(level: str) -> None:
     if any(getattr(h, "_avhopp", False) for h in root.handlers):
         root.setLevel(level)
         return
+    if logging.getLogger().handlers:
+        # The host process already handles logging (pytest's capture, an embedding server):
+        # let records propagate to it instead of adding a second handler and cutting it off.
+        # Without this, propagate=False below hides every record from caplog (test_errors).
+        root.setLevel(level)
+        root.propagate = True
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RequestIdFilter())

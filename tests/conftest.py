@@ -275,7 +275,8 @@ def database_bytes(session: Any) -> bytes:
         return b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*")))
     chunks = []
     for table in Base.metadata.sorted_tables:
-        rows = session.execute(text(f'SELECT t::text FROM "{table.name}" t')).scalars()
+        # Table names come from our own metadata, not from input.
+        rows = session.execute(text(f'SELECT t::text FROM "{table.name}" t')).scalars()  # noqa: S608
         chunks.extend(row.encode() for row in rows)
     return b"\n".join(chunks)
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, PasswordField, SelectField, StringField
+from wtforms import (
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange
 
 from avhopp.accounts.models import Role
@@ -15,6 +22,9 @@ ROLE_LABELS = {
     Role.SUPPORT_WORKER.value: _l("Support worker"),
     Role.BOARD.value: _l("Board reviewer"),
 }
+# wtforms 3.3 deprecates (value, label) tuples as choices (a DeprecationWarning on every form
+# instance, an error under the test suite's warning filter); SelectChoice is the supported form.
+ROLE_CHOICES = [SelectChoice(value, label) for value, label in ROLE_LABELS.items()]
 # Generous limits: long passphrases are welcome; the service enforces the real policy.
 PASSWORD_FIELD_MAX = 1024
 
@@ -74,7 +84,7 @@ class CreateUserForm(FlaskForm):
         _l("Username"), validators=[DataRequired(), Length(min=2, max=64)],
         description=_l("Letters, digits and . _ - @ only, for example anna.svensson"),
     )
-    role = SelectField(_l("Role"), choices=list(ROLE_LABELS.items()),
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES,
                        validators=[InputRequired()])
 
 
@@ -86,10 +96,12 @@ class VersionedActionForm(FlaskForm):
 
 
 class ChangeRoleForm(VersionedActionForm):
-    role = SelectField(_l("Role"), choices=list(ROLE_LABELS.items()),
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES,
                        validators=[InputRequired()])
 
 
 class LanguageForm(FlaskForm):
-    locale = SelectField(_l("Language"), choices=[("sv", "Svenska"), ("en", "English")])
+    locale = SelectField(
+        _l("Language"), choices=[SelectChoice("sv", "Svenska"), SelectChoice("en", "English")]
+    )
     next = HiddenField()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import stat
 
 from click.testing import CliRunner
-from sqlalchemy import select
 from flask.cli import ScriptInfo
+from sqlalchemy import select
 
 from avhopp.casework.models import Person
 from avhopp.cli import main
