@@ -58,7 +58,7 @@ def decode(body: bytes) -> object:
     raise ValueError(f"unknown type tag {tag}")
 
 
-def open_field(dek: bytes, envelope: bytes, table: str, column: str, row_id: str,
+def open_field(dek: bytes, envelope: bytes, *, table: str, column: str, row_id: str,
                subject_id: str) -> object:
     message = cbor2.loads(envelope)
     if getattr(message, "tag", None) != 16:
@@ -101,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     if row is None:
         print(f"no row {row_id} in {args.table}", file=sys.stderr)
         return 1
-    subject_id = row_id if "person_id" not in row.keys() else str(uuid.UUID(row["person_id"]))
+    columns = row.keys()  # sqlite3.Row: `in row` would search the values, not the names
+    subject_id = row_id if "person_id" not in columns else str(uuid.UUID(row["person_id"]))
     failures = 0
-    for column in row.keys():
+    for column in columns:
         if not column.endswith("_enc") or row[column] is None:
             continue
         name = column[: -len("_enc")]
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             dek = unwrap_dek(keys, key_row["kek_id"], bytes(key_row["wrapped"]), kid, subject_id)
-            value = open_field(dek, envelope, args.table, name, row_id, subject_id)
+            value = open_field(dek, envelope, table=args.table, column=name, row_id=row_id,
+                               subject_id=subject_id)
         except Exception as exc:  # report and continue with the other fields
             print(f"{name}: <cannot decrypt: {type(exc).__name__}>")
             failures += 1
