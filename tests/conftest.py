@@ -82,6 +82,7 @@ def postgres_url() -> Iterator[str]:
         pytest.fail(f"PostgreSQL is required for the test suite and is unreachable: {exc}")
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     migrate.upgrade(url)
+    _SEED_ROWS[url] = _snapshot(url)
     yield url
     with admin.connect() as conn:
         conn.execute(
@@ -95,6 +96,19 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
+# Rows the migrations seed (audit head, blind-index versions), restored after each truncation.
+_SEED_ROWS: dict[str, list[tuple[Any, list[dict[str, Any]]]]] = {}
+
+
+def _snapshot(url: str) -> list[tuple[Any, list[dict[str, Any]]]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        seeded = [(t, [dict(r._mapping) for r in conn.execute(t.select())])
+                  for t in Base.metadata.sorted_tables]
+    engine.dispose()
+    return [(t, rows) for t, rows in seeded if rows]
+
+
 def _truncate_postgres(url: str) -> None:
     engine = create_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
@@ -103,7 +117,8 @@ def _truncate_postgres(url: str) -> None:
         conn.execute(text("SET session_replication_role = replica"))
         conn.execute(text(f"TRUNCATE {tables} CASCADE"))
         conn.execute(text("SET session_replication_role = DEFAULT"))
-        conn.execute(text("INSERT INTO audit_head (id, size) VALUES (1, 0)"))
+        for table, rows in _SEED_ROWS[url]:
+            conn.execute(table.insert(), rows)
     engine.dispose()
 
 

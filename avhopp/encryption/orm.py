@@ -212,3 +212,4 @@ def _forget_new_keys(session: Session, *_args: Any) -> None:
     # Keys created in this transaction are in the database after a commit and gone after a
     # rollback; either way the next lookup must ask the database, never a stale map.
     session.info.pop("avhopp.new_keys", None)
+    session.info.pop("avhopp.index_versions", None)

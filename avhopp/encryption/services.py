@@ -144,6 +144,12 @@ class FieldCrypto:
         return key
 
     def index_versions(self, session: Session, table: str, column: str) -> list[BlindIndexVersion]:
+        # Cached per transaction: a flush of many new people must not create version 1 twice.
+        cache: dict[tuple[str, str], list[BlindIndexVersion]] = session.info.setdefault(
+            "avhopp.index_versions", {})
+        rows = cache.get((table, column))
+        if rows is not None:
+            return rows
         with session.no_autoflush:
             rows = list(session.scalars(
                 select(BlindIndexVersion).where(
@@ -151,10 +157,12 @@ class FieldCrypto:
                 ).order_by(BlindIndexVersion.version)
             ))
         if not rows:
+            # The migrations seed version 1 of every index; this covers a column added later.
             first = BlindIndexVersion(table_name=table, column_name=column, version=1,
                                       bits=truncation_bits(self.population), state=ACTIVE)
             session.add(first)
             rows = [first]
+        cache[(table, column)] = rows
         return rows
 
     def digest(self, table: str, column: str, version: int, bits: int, normalised: str) -> bytes:
@@ -376,6 +384,7 @@ def add_index_version(
         table_name=table, column_name=field_name, version=number,
         bits=truncation_bits(population or crypto.population), state=BACKFILLING,
     ))
+    session.info.pop("avhopp.index_versions", None)
     record(session, action="key.index_version_added", actor=actor, object_type="index",
            object_id=f"{table}.{field_name}", details={"version": number})
     session.flush()
@@ -423,6 +432,7 @@ def switch_index(session: Session, *, actor: Actor | None, model: type, field_na
     session.execute(delete(BlindIndexValue).where(
         BlindIndexValue.table_name == table, BlindIndexValue.column_name == field_name,
         BlindIndexValue.version != version))
+    session.info.pop("avhopp.index_versions", None)
     record(session, action="key.index_switched", actor=actor, object_type="index",
            object_id=f"{table}.{field_name}", details={"version": version})
     session.flush()

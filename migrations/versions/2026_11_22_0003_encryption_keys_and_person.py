@@ -5,6 +5,7 @@ Revises: 0001
 Create Date: 2026-11-22 03:40:31.907481
 """
 
+import datetime
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -71,6 +72,20 @@ def upgrade() -> None:
     sa.Column('address_enc', EncryptedBlob(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_person'))
     )
+    # Version 1 of every blind index, 14 bits: sized for 100,000 people with about six people
+    # sharing each index value (docs/crypto-format.md). A later width is a new version.
+    seed = sa.table(
+        "blind_index_version",
+        sa.column("table_name", sa.String), sa.column("column_name", sa.String),
+        sa.column("version", sa.Integer), sa.column("bits", sa.Integer),
+        sa.column("state", sa.String), sa.column("created_at", UTCDateTime()),
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    op.bulk_insert(seed, [
+        {"table_name": "person", "column_name": name, "version": 1, "bits": 14,
+         "state": "active", "created_at": now}
+        for name in ("personnummer", "phone", "email")
+    ])
 
 
 def downgrade() -> None:
