@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import datetime as dt
 import json
 import os
+import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, TypeAlias
@@ -35,14 +38,17 @@ _UNPROTECTED_HEAD: Final = b"\xa1\x05\x4c"  # map(1) {5: bstr(12) ...}
 _PROTECTED_HEAD: Final = b"\xa2\x01\x03\x04"  # map(2) {1: 3, 4: ...}
 
 
+_LEN: Final = struct.Struct(">I")
+
+
 def length_prefixed(*parts: str | bytes) -> bytes:
     """Encode parts unambiguously: each as a 4-byte big-endian length followed by its bytes."""
-    out = bytearray()
+    chunks = []
     for part in parts:
         raw = part.encode("utf-8") if isinstance(part, str) else bytes(part)
-        out += len(raw).to_bytes(4, "big")
-        out += raw
-    return bytes(out)
+        chunks.append(_LEN.pack(len(raw)))
+        chunks.append(raw)
+    return b"".join(chunks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,4 +286,26 @@ def open_(
         return decode_value(unpad(padded))
     except (ValueError, IndexError, TypeError, InvalidTag):
         # No chained cause: it could carry fragments of plaintext (e.g. a UnicodeDecodeError).
+        raise ctx._error() from None
+
+
+def open_with(
+    key_for_kid: Callable[[str], bytes],
+    ctx: FieldContext,
+    blob: bytes | bytearray | memoryview,
+) -> FieldValue:
+    """Like open_(), but parses the envelope once and asks `key_for_kid` for its data key.
+
+    Errors raised by key_for_kid (KeyDestroyed, KeyNotFound) propagate unchanged so callers can
+    tell an erased person from a damaged value; every other failure is DecryptionError.
+    """
+    try:
+        protected, kid, iv, ciphertext = _parse(blob)
+    except (ValueError, IndexError, TypeError):
+        raise ctx._error() from None
+    key = key_for_kid(kid)
+    try:
+        padded = _aead(key).decrypt(iv, ciphertext, _enc_structure(protected, ctx.external_aad))
+        return decode_value(unpad(padded))
+    except (ValueError, IndexError, TypeError, InvalidTag):
         raise ctx._error() from None

@@ -165,15 +165,28 @@ def subject_of(obj: object) -> uuid.UUID:
 
 
 def context_of(obj: object, field: Encrypted[Any]) -> FieldContext:
-    row_id = getattr(obj, "id", None)
-    if not isinstance(row_id, uuid.UUID):
-        # The id is part of the associated data, so it must exist before the INSERT.
-        raise ValueError(f"{type(obj).__name__} must get its UUID id in the constructor")
+    """The field's encryption context, built once per object and field (it is immutable:
+    ids never change)."""
+    contexts: dict[str, FieldContext] = obj.__dict__.setdefault("_avhopp_ctx", {})
+    ctx = contexts.get(field.name)
+    if ctx is None:
+        ctx = contexts[field.name] = _build_context(obj, field)
+    return ctx
+
+
+def _build_context(obj: object, field: Encrypted[Any]) -> FieldContext:
+    ids = obj.__dict__.get("_avhopp_ids")
+    if ids is None:
+        row_id = getattr(obj, "id", None)
+        if not isinstance(row_id, uuid.UUID):
+            # The id is part of the associated data, so it must exist before the INSERT.
+            raise ValueError(f"{type(obj).__name__} must get its UUID id in the constructor")
+        ids = obj.__dict__["_avhopp_ids"] = (str(row_id), str(subject_of(obj)))
     return FieldContext(
         table=obj.__table__.name,  # type: ignore[attr-defined]
         column=field.name,
-        row_id=str(row_id),
-        subject_id=str(subject_of(obj)),
+        row_id=ids[0],
+        subject_id=ids[1],
     )
 
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, object_session
 from avhopp.audit.services import Actor, record
 from avhopp.crypto.blindindex import blind_index, derive_index_key, truncation_bits
 from avhopp.crypto.datakeys import DataKeyCache, new_data_key, unwrap_data_key, wrap_data_key
-from avhopp.crypto.envelope import open_, read_kid, seal
-from avhopp.crypto.errors import KeyDestroyed, KeyNotFound
+from avhopp.crypto.envelope import open_with, read_kid, seal
+from avhopp.crypto.errors import DecryptionError, KeyDestroyed, KeyNotFound
 from avhopp.crypto.keyring import LocalKeyRing
 from avhopp.db import utcnow
 from avhopp.encryption.models import BlindIndexValue, BlindIndexVersion, DataKey
@@ -123,15 +123,51 @@ class FieldCrypto:
 
     def open_field(self, obj: object, field: Encrypted[Any], blob: bytes) -> Any:
         ctx = context_of(obj, field)
-        session = object_session(obj)
-        if session is None:
-            raise KeyNotFound("object is detached")
-        kid = read_kid(blob, ctx)
-        try:
-            key = self.key_by_id(session, kid, uuid.UUID(ctx.subject_id))
-        except KeyNotFound:
-            raise ctx._error() from None
-        return open_(key, ctx, blob, kid=kid)
+        cache = self.cache
+
+        def key_for(kid: str) -> bytes:
+            key = cache.get(kid)
+            if key is not None:
+                return key
+            session = object_session(obj)
+            if session is None:
+                raise ctx._error()
+            try:
+                return self.key_by_id(session, kid, uuid.UUID(ctx.subject_id))
+            except KeyNotFound:
+                raise ctx._error() from None
+
+        return open_with(key_for, ctx, blob)
+
+    def preload_keys(self, session: Session, rows: Iterable[object]) -> int:
+        """Fetch and unwrap, in one query, the data keys a list of rows needs (a list page over
+        many people would otherwise fetch them one by one). Returns how many were unwrapped."""
+        wanted: dict[str, uuid.UUID] = {}
+        for row in rows:
+            for field in REGISTRY.get(type(row), {}).values():
+                blob = getattr(row, field.column_attr)
+                if isinstance(blob, bytes | memoryview):
+                    try:
+                        kid = read_kid(blob)
+                    except DecryptionError:
+                        continue
+                    if self.cache.get(kid) is None:
+                        wanted[kid] = subject_of(row)
+        if not wanted:
+            return 0
+        done = 0
+        kids = list(wanted)
+        for start in range(0, len(kids), 500):
+            chunk = kids[start : start + 500]
+            for key_row in session.scalars(select(DataKey).where(DataKey.id.in_(chunk))):
+                if key_row.wrapped is None or key_row.kek_id is None:
+                    continue
+                key = unwrap_data_key(self.keyring, kek_id=key_row.kek_id,
+                                      blob=key_row.wrapped, key_id=key_row.id,
+                                      subject_id=str(key_row.subject_id))
+                self.cache.put(key_row.id, key)
+                done += 1
+        return done
 
     # --- blind indexes ----------------------------------------------------------------------
 

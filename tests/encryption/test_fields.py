@@ -55,8 +55,8 @@ def test_stored_columns_hold_envelopes_not_plaintext(app, db):
 def test_reading_one_field_decrypts_only_that_field(app, db, monkeypatch):
     person_id = make_person(db, name="Anna", alias="A", phone="+46701234567", email="a@b.se")
     calls = []
-    original = enc.open_
-    monkeypatch.setattr(enc, "open_", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = enc.open_with
+    monkeypatch.setattr(enc, "open_with", lambda *a, **k: calls.append(1) or original(*a, **k))
     session, person = reload(app, person_id)
     assert person.name == "Anna"
     assert person.name == "Anna"
