@@ -91,7 +91,7 @@ def _fresh_db(tmp: Path, name: str) -> tuple[str, Any]:
 
 
 def bench_row_loading(report: Any, tmp: Path, ring: LocalKeyRing) -> None:
-    url, engine = _fresh_db(tmp, "rows.sqlite")
+    _url, engine = _fresh_db(tmp, "rows.sqlite")
     _PlainBase.metadata.create_all(engine)
     crypto = FieldCrypto(ring)
     factory = make_session_factory(engine)
@@ -148,7 +148,7 @@ def bench_row_loading(report: Any, tmp: Path, ring: LocalKeyRing) -> None:
 
 
 def bench_kek_rotation(report: Any, tmp: Path) -> None:
-    url, engine = _fresh_db(tmp, "rotation.sqlite")
+    _url, engine = _fresh_db(tmp, "rotation.sqlite")
     data = generate_key_file()
     ring = LocalKeyRing(data)
     rows = []
@@ -172,7 +172,7 @@ def bench_kek_rotation(report: Any, tmp: Path) -> None:
 
 
 def bench_lookup(report: Any, tmp: Path, ring: LocalKeyRing) -> None:
-    url, engine = _fresh_db(tmp, "lookup.sqlite")
+    _url, engine = _fresh_db(tmp, "lookup.sqlite")
     crypto = FieldCrypto(ring, population=PEOPLE)
     factory: sessionmaker[Session] = make_session_factory(engine)
     factory.configure(info={"avhopp.field_crypto": crypto})
