@@ -118,6 +118,8 @@ def _load_secret_key(config: dict[str, Any]) -> None:
     path = Path(config["SECRET_KEY_FILE"])
     if path.is_file():
         config["SECRET_KEY"] = path.read_text(encoding="utf-8").strip()
+        # Checked in validate(): in production the file must be private to the service user.
+        config["_SECRET_KEY_FILE_MODE"] = path.stat().st_mode & 0o777
 
 
 def validate(config: Mapping[str, Any]) -> None:  # noqa: PLR0912  one flat list of checks
@@ -161,6 +163,12 @@ def validate(config: Mapping[str, Any]) -> None:  # noqa: PLR0912  one flat list
             problems.append("SECRET_KEY is a development/testing key; generate a production key")
         elif len(secret) < MIN_SECRET_KEY_LENGTH:
             problems.append(f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
+        mode = config.get("_SECRET_KEY_FILE_MODE")
+        if mode is not None and mode & 0o077:
+            problems.append(
+                f"SECRET_KEY_FILE {config.get('SECRET_KEY_FILE')} has mode {mode:04o}; it must not "
+                "be readable by group or others (chmod 0400)"
+            )
         if config.get("DEBUG"):
             problems.append("DEBUG must be false in production")
         if config.get("KEYS"):

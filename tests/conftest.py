@@ -228,6 +228,7 @@ CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|'
 def csrf_token(client: Any, path: str) -> str:
     """Fetch `path` and return the CSRF token from its first form."""
     page = client.get(path)
+    assert page.status_code == 200, f"{path} answered {page.status_code}"
     match = CSRF_RE.search(page.get_data(as_text=True))
     assert match, f"no CSRF token on {path} (status {page.status_code})"
     return match.group(1) or match.group(2)

@@ -94,10 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     conn = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     # SQLAlchemy stores UUIDs on SQLite as 32 hex digits.
-    row = conn.execute(
-        f"SELECT * FROM {args.table} WHERE id = ?",  # noqa: S608  the table name is the operator's
-        (uuid.UUID(row_id).hex,),
-    ).fetchone()
+    if not args.table.isidentifier():
+        print(f"not a table name: {args.table!r}", file=sys.stderr)
+        return 2
+    # The table name is the operator's own argument, checked to be a plain identifier above.
+    query = f"SELECT * FROM {args.table} WHERE id = ?"  # noqa: S608  # nosec B608
+    row = conn.execute(query, (uuid.UUID(row_id).hex,)).fetchone()
     if row is None:
         print(f"no row {row_id} in {args.table}", file=sys.stderr)
         return 1

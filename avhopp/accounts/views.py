@@ -88,9 +88,16 @@ def _pending_user() -> User | None:
     return user
 
 
+def _clear_keeping_language() -> None:
+    locale = session.get("locale")
+    session.clear()
+    if locale:
+        session["locale"] = locale
+
+
 def _finish_login(user: User) -> Any:
     target = session.get("pending_next")
-    session.clear()
+    _clear_keeping_language()
     login_user(user)
     session.rotate()  # type: ignore[attr-defined]
     mark_reauthenticated()  # a fresh two-factor login counts as recent authentication
@@ -131,7 +138,7 @@ def login() -> Any:
             status = 429 if refused.reason == "address_throttled" else 200
         else:
             target = request.args.get("next")
-            session.clear()
+            _clear_keeping_language()
             session["pending_user_id"] = str(user.id)
             session["pending_stage"] = "totp" if user.has_totp else "enrol"
             session["totp_failures"] = 0
@@ -150,6 +157,8 @@ def login() -> Any:
 @bp.route("/login/code", methods=["GET", "POST"])
 @requires(PUBLIC)
 def second_factor() -> Any:
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))  # a GET must never end a session
     user = _pending_user()
     if user is None or session.get("pending_stage") != "totp":
         session.clear()
@@ -181,6 +190,8 @@ def second_factor() -> Any:
 @bp.route("/login/enrol", methods=["GET", "POST"])
 @requires(PUBLIC)
 def enrol() -> Any:
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
     user = _pending_user()
     if user is None or session.get("pending_stage") != "enrol":
         session.clear()
