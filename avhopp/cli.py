@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from avhopp import migrate
+from avhopp.audit.cli import audit as audit_group
 from avhopp.config import DEV_SECRET_PREFIX, resolve_paths_only
 
 
@@ -162,9 +163,12 @@ def users_ensure_admin() -> None:
 def users_list() -> None:
     """List staff accounts (username, role, active, 2FA)."""
     from avhopp.accounts import services
+    from avhopp.audit.services import record
 
     with _database().scope() as session:
-        for user in services.list_users(session, actor=None):
+        users = services.list_users(session, actor=None)
+        record(session, action="user.listed", details={"count": len(users)})
+        for user in users:
             state = "active" if user.is_active else "deactivated"
             totp = "2fa" if user.has_totp else "no-2fa"
             click.echo(f"{user.username:30} {user.role:15} {state:12} {totp}")
@@ -370,6 +374,9 @@ def keys_rotate_index(field: str, population: int | None) -> None:
     with database.scope() as session:
         switch_index(session, actor=None, model=Person, field_name=field, version=version)
     click.echo(f"person.{field} now uses index version {version}")
+
+
+main.add_command(audit_group)
 
 
 def run() -> None:  # pragma: no cover - console entry helper

@@ -146,7 +146,10 @@ def _gate() -> Any:  # noqa: PLR0911  one early return per way a request is deci
         return None
     if not current_user.is_authenticated:
         if session.get("pending_user_id"):
-            return redirect(url_for("accounts.second_factor"))
+            # Half-way through login: back to the step the user is on (code or enrolment).
+            step = "accounts.enrol" if session.get("pending_stage") == "enrol" else (
+                "accounts.second_factor")
+            return redirect(url_for(step))
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("accounts.login", next=target))
     if current_user.must_change_password and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:

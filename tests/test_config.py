@@ -306,7 +306,7 @@ def test_production_refuses_a_secret_key_file_readable_by_others(tmp_path):
     environ = {"AVHOPP_ENV": "production", "AVHOPP_KEY_FILE": str(key_file),
                "AVHOPP_SECRET_KEY_FILE": str(secret_file), "AVHOPP_HTTPS": "true",
                "AVHOPP_INSTANCE_PATH": str(tmp_path)}
-    with pytest.raises(ConfigError, match="SECRET_KEY_FILE .* mode 0644"):
+    with pytest.raises(ConfigError, match=r"SECRET_KEY_FILE .* mode 0644"):
         load_config(environ=environ)
     secret_file.chmod(0o400)
     assert load_config(environ=environ)["SECRET_KEY"] == "p" * 48

@@ -57,9 +57,11 @@ class EnrolForm(FlaskForm):
 
 
 class ChangePasswordForm(FlaskForm):
+    # No DataRequired: an empty or missing current password must reach the service, which
+    # refuses it and audits the refusal (SECURITY.md A3); the browser still asks for it.
     current_password = PasswordField(
-        _l("Current password"), validators=[DataRequired(), Length(max=PASSWORD_FIELD_MAX)],
-        render_kw={"autocomplete": "current-password"},
+        _l("Current password"), validators=[Length(max=PASSWORD_FIELD_MAX)],
+        render_kw={"autocomplete": "current-password", "required": True},
     )
     new_password = PasswordField(
         _l("New password"), validators=[DataRequired(), Length(max=PASSWORD_FIELD_MAX)],

@@ -18,6 +18,7 @@ import argon2
 import pyotp
 import segno
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
@@ -49,7 +50,9 @@ CONTEXT_WORDS = (
     "password",
 )
 # zxcvbn's cost grows with length; a prefix of this size is enough to judge guessability.
-ZXCVBN_MAX_INPUT = 100
+# It must not exceed zxcvbn's own max_length (72), which raises ValueError above it: a longer
+# prefix turned every password over 72 characters into a server error.
+ZXCVBN_MAX_INPUT = 72
 MIN_ZXCVBN_SCORE = 3
 USERNAME_MAX_LENGTH = 64
 
@@ -139,11 +142,15 @@ def password_problems(password: str, *, policy: AccountPolicy, username: str = "
         return ["too_guessable"]
     lowered = password.casefold()
     # zxcvbn scores a long password made of a context word plus filler as strong; a password
-    # whose guessable part is mostly our own name is not.
+    # whose guessable part is mostly our own name is not. What is left without the context
+    # words must be strong on its own ("Avhopp2026Avhopp!" leaves "2026!", a phrase of only
+    # context words leaves blanks; counting distinct leftover characters let both through).
     stripped = lowered
     for word in context:
         stripped = stripped.replace(word.casefold(), "")
-    if len(set(stripped)) < 4:
+    if stripped != lowered and (
+        zxcvbn(stripped[:ZXCVBN_MAX_INPUT], user_inputs=context)["score"] < MIN_ZXCVBN_SCORE
+    ):
         return ["too_guessable"]
     return []
 
@@ -177,6 +184,31 @@ def _throttle_key(kind: str, value: str, policy: AccountPolicy) -> str:
 
 def _throttle_row(session: Session, key: str) -> LoginThrottle | None:
     return session.get(LoginThrottle, key)
+
+
+def _lock_throttle_row(session: Session, key: str, *, now: dt.datetime) -> LoginThrottle:
+    """The counter row for `key`, created if missing and locked until commit.
+
+    Concurrent attempts on one name or address (several workers or hosts) must be decided one
+    after another: without the lock, two first failures both INSERT the row (a unique-key
+    error, HTTP 500) and later failures overwrite each other's count, so more guesses than the
+    threshold get through. On PostgreSQL the upsert plus SELECT ... FOR UPDATE serialises them;
+    on SQLite the transaction's BEGIN IMMEDIATE already does (FOR UPDATE is not emitted there).
+    """
+    dialect_insert = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    session.execute(
+        dialect_insert(LoginThrottle)
+        .values(key=key, failures=0, window_started_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    return session.scalars(
+        select(LoginThrottle)
+        .where(LoginThrottle.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
 
 
 def _address_blocked(
@@ -261,6 +293,10 @@ def check_password(
     user = session.scalars(select(User).where(User.username == name)).one_or_none()
     stored = user.password_hash if user is not None else policy.dummy_hash
     password_ok = verify_password(stored, password, policy=policy)
+    # Locked after the slow hash, so the lock is held briefly; the decision below reads the
+    # counters as committed by every earlier attempt (account first, then address: one order).
+    _lock_throttle_row(session, _throttle_key("account", name, policy), now=now)
+    _lock_throttle_row(session, _throttle_key("address", client_addr, policy), now=now)
 
     reason = None
     if _address_blocked(session, client_addr=client_addr, policy=policy, now=now):
@@ -289,8 +325,6 @@ def check_password(
 
     if user is None:  # unreachable (reason is set when user is None); keeps type checkers exact
         raise LoginRefused("bad_credentials")
-    # Failures count while consecutive: a correct password resets the account's counter.
-    _clear_account_failures(session, username=name, policy=policy)
     if policy.hasher.check_needs_rehash(user.password_hash):
         user.password_hash = policy.hasher.hash(password)
     record(session, action="auth.login_password", actor=user, object_type="user",
@@ -333,22 +367,32 @@ def check_second_factor(
     user: User,
     code: str,
     keys: KeyProvider,
+    policy: AccountPolicy,
+    client_addr: str,
     now: dt.datetime | None = None,
 ) -> str:
     """Second login step with a TOTP code or a recovery code. Returns the method used.
 
-    Raises LoginRefused("bad_code" | "replayed_code"); the caller counts attempts.
+    Raises LoginRefused("bad_code" | "replayed_code"). A wrong code counts as a failed login
+    for the account and the address, and only a completed login (both factors) resets the
+    account's counter: someone who knows the password cannot guess codes without limit.
     """
     now = now or utcnow()
+
+    def refuse(reason: str, **details: str) -> LoginRefused:
+        _count_failure(session, username=user.username, client_addr=client_addr, policy=policy,
+                       now=now)
+        record(session, action="auth.login_second_factor", actor=user, outcome="denied",
+               object_type="user", object_id=str(user.id),
+               details={"reason": reason, **details}, now=now)
+        return LoginRefused(reason)
+
     step = _match_totp(_totp_secret(user, keys), code, after_step=user.totp_last_step, now=now)
     method = "totp"
     if step is not None and step > 0:
         user.totp_last_step = step
     elif step == -1:
-        record(session, action="auth.login_second_factor", actor=user, outcome="denied",
-               object_type="user", object_id=str(user.id),
-               details={"reason": "replayed_code", "method": "totp"}, now=now)
-        raise LoginRefused("replayed_code")
+        raise refuse("replayed_code", method="totp")
     else:
         method = "recovery_code"
         wanted = _hash_recovery_code(code)
@@ -361,11 +405,13 @@ def check_second_factor(
             None,
         )
         if match is None:
-            record(session, action="auth.login_second_factor", actor=user, outcome="denied",
-                   object_type="user", object_id=str(user.id),
-                   details={"reason": "bad_code"}, now=now)
-            raise LoginRefused("bad_code")
+            raise refuse("bad_code")
         match.used_at = now
+    if _account_locked(session, username=user.username, policy=policy):
+        # Locked meanwhile (e.g. by guesses in another session): the right code does not help.
+        raise refuse("locked")
+    # Failures count while consecutive: a completed login resets the account's counter.
+    _clear_account_failures(session, username=user.username, policy=policy)
     record(session, action="auth.login_second_factor", actor=user, object_type="user",
            object_id=str(user.id), details={"method": method}, now=now)
     session.flush()
@@ -411,6 +457,10 @@ def enrol_totp(
     codes = _replace_recovery_codes(user, policy=policy)
     record(session, action="auth.totp_enrolled", actor=user, object_type="user",
            object_id=str(user.id), now=now)
+    _clear_account_failures(session, username=user.username, policy=policy)
+    # Enrolment ends with a verified code: it is this login's second factor too.
+    record(session, action="auth.login_second_factor", actor=user, object_type="user",
+           object_id=str(user.id), details={"method": "totp"}, now=now)
     session.flush()
     return codes
 
@@ -485,6 +535,9 @@ def change_password(
         raise LoginRefused("wrong_current_password")
     problems = password_problems(new_password, policy=policy, username=actor.username)
     if problems:
+        record(session, action="auth.password_changed", actor=actor, outcome="denied",
+               object_type="user", object_id=str(actor.id),
+               details={"reason": "weak_password"}, now=now)
         raise ValidationError(problems[0], code=problems[0])
     if verify_password(actor.password_hash, new_password, policy=policy):
         raise ValidationError("same_as_current", code="same_as_current")
@@ -567,6 +620,7 @@ def set_active(
     user_id: uuid.UUID,
     active: bool,
     expected_version: int | None = None,
+    now: dt.datetime | None = None,
 ) -> User:
     user = get_user(session, actor=actor, user_id=user_id)
     _check_version(user, expected_version)
@@ -580,7 +634,7 @@ def set_active(
         record(session, action="user.reactivated", actor=actor, object_type="user",
                object_id=str(user.id))
     else:
-        user.deactivated_at = utcnow()
+        user.deactivated_at = now or utcnow()
         count = end_sessions(session, user_id=user.id)
         record(session, action="user.deactivated", actor=actor, object_type="user",
                object_id=str(user.id), details={"sessions": count})
@@ -644,10 +698,12 @@ def unlock(
 
 
 def reset_password(
-    session: Session, *, actor: User | None, user_id: uuid.UUID, policy: AccountPolicy
+    session: Session, *, actor: User | None, user_id: uuid.UUID, policy: AccountPolicy,
+    expected_version: int | None = None,
 ) -> tuple[User, str]:
     """A new one-time password for a user who forgot theirs; ends their sessions."""
     user = get_user(session, actor=actor, user_id=user_id)
+    _check_version(user, expected_version)
     one_time = generate_one_time_password()
     user.password_hash = hash_password(one_time, policy=policy)
     user.must_change_password = True

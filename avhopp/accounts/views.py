@@ -168,7 +168,7 @@ def second_factor() -> Any:
         db = request_session()
         try:
             services.check_second_factor(db, user=user, code=form.code.data or "", keys=keys(),
-                                         now=now())
+                                         policy=policy(), client_addr=client_addr(), now=now())
         except services.LoginRefused:
             failures = int(session.get("totp_failures", 0)) + 1
             session["totp_failures"] = failures
@@ -297,6 +297,7 @@ def change_password() -> Any:
             db.commit()  # the refusal is audited (A3)
             form.current_password.errors = [_("The current password is wrong.")]
         except DomainError as exc:
+            db.commit()  # the refusal is audited
             form.new_password.errors = [password_message(exc.code)]
         else:
             session.rotate()  # type: ignore[attr-defined]
@@ -381,9 +382,9 @@ def admin_user(user_id: uuid.UUID) -> Any:
 
 _ADMIN_ACTIONS = {
     "deactivate": (lambda db, a, uid, v: services.set_active(
-        db, actor=a, user_id=uid, active=False, expected_version=v), True),
+        db, actor=a, user_id=uid, active=False, expected_version=v, now=now()), True),
     "reactivate": (lambda db, a, uid, v: services.set_active(
-        db, actor=a, user_id=uid, active=True, expected_version=v), False),
+        db, actor=a, user_id=uid, active=True, expected_version=v, now=now()), False),
     "reset-2fa": (lambda db, a, uid, v: services.reset_totp(
         db, actor=a, user_id=uid, expected_version=v), True),
     "unlock": (lambda db, a, uid, v: services.unlock(
@@ -452,9 +453,16 @@ def admin_reset_password(user_id: uuid.UUID) -> Any:
     if not form.validate_on_submit():
         abort(400)
     db = request_session()
-    user, one_time = services.reset_password(
-        db, actor=current_user._get_current_object(), user_id=user_id, policy=policy()
-    )
+    try:
+        user, one_time = services.reset_password(
+            db, actor=current_user._get_current_object(), user_id=user_id, policy=policy(),
+            expected_version=form.version.data,
+        )
+    except DomainError as exc:
+        if exc.status_code in (403, 404):
+            raise
+        flash(_admin_message(exc.code), "error")
+        return redirect(url_for("accounts.admin_user", user_id=user_id))
     db.commit()
     return render_template("accounts/one_time_password.html", user=user, password=one_time)
 
