@@ -6,10 +6,10 @@ from alembic import context
 
 # Importing the models registers their tables on Base.metadata; autogenerate and `alembic check`
 # compare against exactly these.
-import avhopp.accounts.models  # noqa: F401
-import avhopp.audit.models  # noqa: F401
-import avhopp.casework.models  # noqa: F401
-import avhopp.encryption.models  # noqa: F401
+import avhopp.accounts.models
+import avhopp.audit.models
+import avhopp.casework.models
+import avhopp.encryption.models
 from avhopp.db import Base, make_engine
 
 config = context.config

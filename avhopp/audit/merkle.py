@@ -145,6 +145,20 @@ class TreeBuilder:
         other._stack = list(self._stack)
         return other
 
+    def frontier(self) -> bytes:
+        """Return the compact range as bytes: the perfect-subtree roots, largest first."""
+        return b"".join(self._stack)
+
+    @classmethod
+    def from_frontier(cls, size: int, frontier: bytes) -> TreeBuilder:
+        """Resume a builder of ``size`` leaves from its :meth:`frontier` bytes."""
+        if size < 0 or len(frontier) != HASH_SIZE * size.bit_count():
+            raise ValueError("frontier does not match the tree size")
+        other = cls()
+        other._size = size
+        other._stack = [frontier[i : i + HASH_SIZE] for i in range(0, len(frontier), HASH_SIZE)]
+        return other
+
 
 # The RFC 9162 / transparency-dev name for the same structure.
 CompactRange = TreeBuilder
