@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
+
 from alembic import command
 from alembic.config import Config
 
 from avhopp.config import PROJECT_ROOT
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+# Every module that defines tables. Importing them registers the tables on Base.metadata, which
+# autogenerate and `alembic check` compare with the migrated schema.
+MODEL_MODULES = (
+    "avhopp.accounts.models",
+    "avhopp.audit.models",
+    "avhopp.encryption.models",
+    "avhopp.casework.models",
+)
+
+
+def import_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
 
 
 def alembic_config(database_url: str) -> Config:

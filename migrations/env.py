@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-# Importing the models registers their tables on Base.metadata; autogenerate and `alembic check`
-# compare against exactly these.
-import avhopp.accounts.models
-import avhopp.audit.models
-import avhopp.casework.models
-import avhopp.encryption.models
 from avhopp.db import Base, make_engine
+from avhopp.migrate import import_models
+
+import_models()
 
 config = context.config
 target_metadata = Base.metadata
