@@ -182,11 +182,11 @@ def _build_context(obj: object, field: Encrypted[Any]) -> FieldContext:
             # The id is part of the associated data, so it must exist before the INSERT.
             raise ValueError(f"{type(obj).__name__} must get its UUID id in the constructor")
         ids = obj.__dict__["_avhopp_ids"] = (str(row_id), str(subject_of(obj)))
-    return FieldContext(
-        table=obj.__table__.name,  # type: ignore[attr-defined]
-        column=field.name,
-        row_id=ids[0],
-        subject_id=ids[1],
+    return FieldContext.for_row(
+        obj.__table__.name,  # type: ignore[attr-defined]
+        field.name,
+        ids[0],
+        ids[1],
     )
 
 

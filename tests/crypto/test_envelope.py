@@ -348,3 +348,11 @@ def test_field_context_requires_strings() -> None:
 def test_field_context_repr_and_equality_ignore_derived_aad() -> None:
     assert FieldContext("t", "c", "r", "s") == FieldContext("t", "c", "r", "s")
     assert "external_aad" not in repr(CTX)
+
+
+def test_for_row_builds_the_same_context_as_the_constructor() -> None:
+    from avhopp.crypto.envelope import FieldContext as Ctx
+
+    fast = Ctx.for_row("person", "name", "row-1", "subject-ö")
+    slow = Ctx("person", "name", "row-1", "subject-ö")
+    assert fast == slow and fast.external_aad == slow.external_aad
