@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from avhopp import migrate
 from avhopp.audit.cli import audit as audit_group
+from avhopp.cases.seed import dev as dev_group
 from avhopp.config import DEV_SECRET_PREFIX, resolve_paths_only
 
 
@@ -377,6 +378,7 @@ def keys_rotate_index(field: str, population: int | None) -> None:
 
 
 main.add_command(audit_group)
+main.add_command(dev_group)
 
 
 def run() -> None:  # pragma: no cover - console entry helper

@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "avhopp.audit.models",
     "avhopp.encryption.models",
     "avhopp.casework.models",
+    "avhopp.cases.models",
 )
 
 

@@ -13,6 +13,13 @@ MATRIX: dict[str, frozenset[str]] = {
     AUTHENTICATED: frozenset({"admin", "coordinator", "support_worker", "board"}),
     "accounts.manage": frozenset({"admin"}),
     "audit.review": frozenset({"board"}),
+    # Tracks (docs/security.md, "Tracks"): what a role may ask for at all. Whether a user sees
+    # a given track's content is decided per track by avhopp.casework.policy.
+    "tracks.list": frozenset({"coordinator"}),
+    "tracks.intake": frozenset({"coordinator"}),
+    "tracks.assign": frozenset({"coordinator"}),
+    "tracks.work": frozenset({"coordinator", "support_worker"}),
+    "tracks.break_glass": frozenset({"coordinator", "support_worker"}),
 }
 
 ROLES = ("admin", "coordinator", "support_worker", "board")

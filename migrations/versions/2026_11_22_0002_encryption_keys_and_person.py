@@ -1,6 +1,6 @@
 """Field encryption: data keys, blind indexes, and the Person with encrypted identity fields.
 
-Revision ID: 0003
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22 03:40:31.907481
 """
@@ -14,7 +14,7 @@ from alembic import op
 from avhopp.db import UTCDateTime
 from avhopp.encryption.orm import EncryptedBlob
 
-revision: str = '0003'
+revision: str = '0002'
 down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

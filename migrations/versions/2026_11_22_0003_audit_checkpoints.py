@@ -3,8 +3,8 @@
 The append-only triggers are replaced by ones that also allow the single retention redaction
 update (payload columns emptied, redacted_at set, seq/time/action/outcome/leaf hash unchanged).
 
-Revision ID: 0002
-Revises: 0003
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-22 04:10:00.000000
 """
 
@@ -15,10 +15,10 @@ from alembic import op
 
 from avhopp.db import UTCDateTime
 
-revision: str = '0002'
+revision: str = '0003'
 # Chained after 0003 (field encryption), which landed first with 0001 as its parent; the two
 # revisions touch different tables, so the order between them does not matter.
-down_revision: str | None = '0003'
+down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
