@@ -19,7 +19,9 @@ from avhopp.audit.policy import Actor, AuditSettings, require_reviewer
 # Break-glass access to a track (a future feature) is recorded under this action prefix.
 BREAK_GLASS_PREFIX = "track.break_glass"
 # The last word of an action that reads something: these count towards "unusual volume".
-READ_VERBS = ("viewed", "listed", "searched", "exported", "opened", "downloaded")
+READ_VERBS = (
+    "viewed", "listed", "searched", "exported", "opened", "downloaded", "content_read",
+)
 FLAGS = ("break_glass", "after_hours", "high_volume", "denied", "export")
 OUTCOMES = ("success", "denied", "error")
 PAGE_SIZE = 50

@@ -63,3 +63,10 @@ def test_a_pinned_key_is_used_for_verification() -> None:
 ])
 def test_working_hours_follow_local_time_and_weekdays(when: dt.datetime, after: bool) -> None:
     assert is_after_hours(when, AuditSettings()) is after
+
+
+def test_reading_track_content_counts_towards_the_volume_flag():
+    from avhopp.audit.queries import is_read
+
+    assert is_read("track.content_read")
+    assert not is_read("track.status_changed")
