@@ -102,11 +102,13 @@ def _select_locale() -> str:
 def register_blueprints(app: Flask) -> None:
     from avhopp.accounts.views import bp as accounts_bp
     from avhopp.audit.views import bp as audit_bp
+    from avhopp.cases.views import bp as cases_bp
     from avhopp.main.views import bp as main_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(audit_bp)
+    app.register_blueprint(cases_bp)
 
 
 def _record_csrf_rejection() -> None:

@@ -126,7 +126,7 @@ def test_every_post_route_refuses_a_missing_token(app: Any, db: Any, clock: Any)
     for rule in app.url_map.iter_rules():
         if "POST" not in (rule.methods or ()):
             continue
-        url = rule.rule.replace("<uuid:user_id>", str(uuid.uuid4())).replace("<action>", "x")
+        url = re.sub(r"<uuid:\w+>", str(uuid.uuid4()), rule.rule).replace("<action>", "x")
         before = len(actions(db))
         response = client.post(url, data={"username": "x", "locale": "en", "version": "1"})
         new = actions(db)[before:]

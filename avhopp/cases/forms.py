@@ -1,0 +1,256 @@
+"""Forms of the defector track pages: list filters, search, intake, content, journal, risk,
+status and break-glass. They parse and validate only; the views pass plain values on."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    HiddenField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import ValidationError as FieldError
+from wtforms.widgets import HiddenInput
+
+from avhopp.cases.models import ENVIRONMENTS, INVOLVEMENTS, RISK_DIMENSIONS
+from avhopp.casework.models import (
+    CLOSURE_REASONS,
+    CONTACT_TYPES,
+    REFERRAL_SOURCES,
+    RISK_LEVELS,
+    STATUSES,
+)
+from avhopp.casework.services import PURPOSES
+
+STATUS_LABELS = {
+    "inquiry": _l("Inquiry"), "intake": _l("Intake"), "active": _l("Active"),
+    "dormant": _l("Dormant"), "closed": _l("Closed"), "after_care": _l("After-care"),
+}
+RISK_LABELS = {"low": _l("Low"), "medium": _l("Medium"), "high": _l("High"),
+               "acute": _l("Acute")}
+REFERRAL_LABELS = {
+    "self": _l("Self"), "relative": _l("Relative"), "social_services": _l("Social services"),
+    "police": _l("Police"), "security_service": _l("Security Service"), "school": _l("School"),
+    "prison_probation": _l("Prison and Probation Service"),
+    "cve": _l("Centre for Preventing Violent Extremism"),
+    "relatives_helpline": _l("Relatives' helpline"),
+    "other_organisation": _l("Other organisation"),
+}
+ENVIRONMENT_LABELS = {
+    "violent_islamism": _l("Violent Islamism"), "white_power": _l("White power / right-wing"),
+    "autonomous_left": _l("Autonomous left-wing"), "other_mixed": _l("Other or mixed"),
+    "not_established": _l("Not established"),
+}
+INVOLVEMENT_LABELS = {"sympathiser": _l("Sympathiser"), "active": _l("Active"),
+                      "leading_recruiter": _l("Leading or recruiter")}
+CLOSURE_LABELS = {
+    "goal_reached": _l("Goal reached"), "client_ended": _l("The client ended the contact"),
+    "contact_lost": _l("Contact lost"), "handed_over": _l("Handed over"),
+    "moved": _l("Moved"), "returned_to_environment": _l("Returned to the environment"),
+    "other": _l("Other"),
+}
+CONTACT_TYPE_LABELS = {
+    "meeting": _l("Meeting"), "phone": _l("Phone"), "digital": _l("Digital"),
+    "home_visit": _l("Home visit"), "multi_agency_meeting": _l("Multi-agency meeting"),
+    "authority_visit": _l("Visit to an authority"),
+    "attempt_without_contact": _l("Attempt without contact"),
+}
+SENSITIVITY_LABELS = {"normal": _l("Normal"), "team": _l("Team only")}
+PURPOSE_LABELS = {
+    "casework": _l("Casework"), "planning": _l("Planning"), "follow_up": _l("Follow-up"),
+    "supervision": _l("Supervision"), "emergency": _l("Emergency"),
+    "data_subject_request": _l("Request from the data subject"),
+    "quality_review": _l("Quality review"),
+}
+DIMENSION_LABELS = {
+    "threat_from_environment": _l("Threat from the former environment"),
+    "violence_to_others": _l("Risk of violence to others"),
+    "re_engagement": _l("Risk of re-engagement"),
+    "self_harm": _l("Risk of self-harm"),
+    "threat_to_relatives": _l("Threat to relatives"),
+}
+SORT_LABELS = {
+    "opened_at": _l("Opened"), "code": _l("Code"), "status": _l("Status"),
+    "risk_level": _l("Risk level"), "next_contact_at": _l("Next contact"),
+    "owner": _l("Owner"),
+}
+PAGE_SIZE = 25
+MAX_PAGE_NUMBER = 100_000
+
+
+def choices(labels: dict[str, Any], *, blank: Any = None) -> list[SelectChoice]:
+    found = [SelectChoice(value, label) for value, label in labels.items()]
+    return [SelectChoice("", blank), *found] if blank is not None else found
+
+
+def _check_labels() -> None:
+    # The label tables must cover the vocabularies the services accept (and nothing else).
+    for labels, codes in ((STATUS_LABELS, STATUSES), (RISK_LABELS, RISK_LEVELS),
+                          (REFERRAL_LABELS, REFERRAL_SOURCES), (CLOSURE_LABELS, CLOSURE_REASONS),
+                          (CONTACT_TYPE_LABELS, CONTACT_TYPES), (PURPOSE_LABELS, PURPOSES),
+                          (ENVIRONMENT_LABELS, ENVIRONMENTS), (INVOLVEMENT_LABELS, INVOLVEMENTS),
+                          (DIMENSION_LABELS, RISK_DIMENSIONS)):
+        if set(labels) != set(codes):
+            raise RuntimeError("a label table does not match its vocabulary")
+
+
+_check_labels()
+
+
+class ListForm(FlaskForm):
+    """Filters, sort and page of a track list, from the query string (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField(_l("Status"), choices=choices(STATUS_LABELS, blank=_l("Any status")),
+                         validators=[Optional()])
+    risk_level = SelectField(_l("Risk level"),
+                             choices=choices(RISK_LABELS, blank=_l("Any risk level")),
+                             validators=[Optional()])
+    sort = SelectField(_l("Sort by"), choices=choices(SORT_LABELS), default="opened_at",
+                       validators=[Optional()])
+    direction = SelectField(_l("Order"), default="desc", validators=[Optional()], choices=[
+        SelectChoice("desc", _l("Descending")), SelectChoice("asc", _l("Ascending"))])
+    page = IntegerField(_l("Page"), default=1,
+                        validators=[Optional(), NumberRange(min=1, max=MAX_PAGE_NUMBER)])
+
+
+class CodeSearchForm(FlaskForm):
+    """Search by track code: a code is not personal data, so GET is fine."""
+
+    class Meta:
+        csrf = False
+
+    code = StringField(_l("Track code"), validators=[DataRequired(), Length(max=40)])
+
+
+class IdentifierSearchForm(FlaskForm):
+    """Search by personnummer, phone or e-mail: POST only, nothing personal in a URL (B5)."""
+
+    personnummer = StringField(_l("Personnummer or samordningsnummer"),
+                               validators=[Optional(), Length(max=40)],
+                               render_kw={"autocomplete": "off"})
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=40)],
+                        render_kw={"autocomplete": "off"})
+    email = StringField(_l("E-mail"), validators=[Optional(), Length(max=200)],
+                        render_kw={"autocomplete": "off"})
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        if not super().validate(extra_validators):
+            return False
+        if not any((f.data or "").strip() for f in (self.personnummer, self.phone, self.email)):
+            self.form_errors.append(_l("Give a personnummer, a phone number or an e-mail."))
+            return False
+        return True
+
+
+class IntakeForm(FlaskForm):
+    consent_given = BooleanField(
+        _l("The person consents to the processing of their personal data"),
+        validators=[DataRequired(message=_l("A consent to processing is needed first."))])
+    consent_form = SelectField(_l("Form of consent"), choices=[
+        SelectChoice("written", _l("Written")), SelectChoice("oral", _l("Oral"))],
+        validators=[InputRequired()])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)],
+                       render_kw={"autocomplete": "off"})
+    personnummer = StringField(_l("Personnummer or samordningsnummer (optional)"),
+                               validators=[Optional(), Length(max=40)],
+                               render_kw={"autocomplete": "off"})
+    phone = StringField(_l("Phone (optional)"), validators=[Optional(), Length(max=40)],
+                        render_kw={"autocomplete": "off"})
+    email = StringField(_l("E-mail (optional)"), validators=[Optional(), Length(max=200)],
+                        render_kw={"autocomplete": "off"})
+    referral_source = SelectField(_l("Referred by"), choices=choices(REFERRAL_LABELS),
+                                  validators=[InputRequired()])
+    environment = SelectField(_l("Environment"),
+                              choices=choices(ENVIRONMENT_LABELS, blank=_l("Not recorded")),
+                              validators=[Optional()])
+    involvement = SelectField(_l("Involvement"),
+                              choices=choices(INVOLVEMENT_LABELS, blank=_l("Not recorded")),
+                              validators=[Optional()])
+    create_anyway = BooleanField(_l("Create a new track anyway"))
+
+
+class ContentForm(FlaskForm):
+    purpose = SelectField(_l("Purpose"), choices=choices(PURPOSE_LABELS),
+                          validators=[InputRequired()])
+    reveal_contact = HiddenField(default="")
+
+
+class JournalForm(FlaskForm):
+    occurred_at = DateTimeLocalField(_l("When (local time)"), validators=[InputRequired()],
+                                     format="%Y-%m-%dT%H:%M")
+    contact_type = SelectField(_l("Contact type"), choices=choices(CONTACT_TYPE_LABELS),
+                               validators=[InputRequired()])
+    contact_achieved = BooleanField(_l("Contact achieved"))
+    duration_minutes = IntegerField(_l("Duration in minutes (optional)"),
+                                    validators=[Optional(), NumberRange(min=0, max=24 * 60)])
+    participants = StringField(_l("Participants (optional)"),
+                               validators=[Optional(), Length(max=500)])
+    note = TextAreaField(_l("Note"), validators=[DataRequired(), Length(max=20_000)])
+    sensitivity = SelectField(_l("Who may read the entry"), choices=choices(SENSITIVITY_LABELS),
+                              validators=[InputRequired()])
+
+
+class CorrectionForm(FlaskForm):
+    entry_id = HiddenField(validators=[DataRequired()])
+    note = TextAreaField(_l("Corrected note"), validators=[DataRequired(), Length(max=20_000)])
+
+    def validate_entry_id(self, field: HiddenField) -> None:
+        try:
+            uuid.UUID(str(field.data))
+        except ValueError:
+            raise FieldError(_l("Choose an entry to correct.")) from None
+
+
+class RiskForm(FlaskForm):
+    assessed_on = DateField(_l("Assessed on"), validators=[InputRequired()])
+    threat_from_environment = SelectField(DIMENSION_LABELS["threat_from_environment"],
+                                          choices=choices(RISK_LABELS))
+    violence_to_others = SelectField(DIMENSION_LABELS["violence_to_others"],
+                                     choices=choices(RISK_LABELS))
+    re_engagement = SelectField(DIMENSION_LABELS["re_engagement"], choices=choices(RISK_LABELS))
+    self_harm = SelectField(DIMENSION_LABELS["self_harm"], choices=choices(RISK_LABELS))
+    threat_to_relatives = SelectField(DIMENSION_LABELS["threat_to_relatives"],
+                                      choices=choices(RISK_LABELS))
+    overall_level = SelectField(
+        _l("Overall level"), validators=[Optional()],
+        choices=choices(RISK_LABELS, blank=_l("The highest of the levels above")))
+    protective_factors = TextAreaField(_l("Protective factors (optional)"),
+                                       validators=[Optional(), Length(max=20_000)])
+    reassess_by = DateField(_l("Reassess by (optional)"), validators=[Optional()])
+
+
+class StatusForm(FlaskForm):
+    to_status = SelectField(_l("New status"), choices=choices(STATUS_LABELS),
+                            validators=[InputRequired()])
+    # No Optional(): it would stop the chain before validate_closure_reason when empty.
+    closure_reason = SelectField(_l("Closure reason (when closing)"),
+                                 choices=choices(CLOSURE_LABELS, blank=_l("No closure")))
+    closing_assessment = TextAreaField(_l("Closing assessment (optional)"),
+                                       validators=[Optional(), Length(max=20_000)])
+    version = IntegerField(widget=HiddenInput(),
+                           validators=[InputRequired(), NumberRange(min=0, max=2**31)])
+
+    def validate_closure_reason(self, field: SelectField) -> None:
+        if self.to_status.data == "closed" and not field.data:
+            raise FieldError(_l("Choose a closure reason to close the track."))
+
+
+class BreakGlassForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Reason"), validators=[DataRequired(), Length(min=10, max=500)],
+        description=_l("Say in a sentence why you need access. The board reviews every "
+                       "emergency access."))

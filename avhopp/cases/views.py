@@ -1,0 +1,402 @@
+"""Defector track pages: lists, search, intake, the track page with content shown on request,
+journal, risk assessment, status and break-glass. Views parse a form, call a service with the
+current user as actor, commit and redirect; every decision about access is the services'."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from avhopp.cases import queries as case_queries
+from avhopp.cases import services as cases
+from avhopp.cases.forms import (
+    CLOSURE_LABELS,
+    CONTACT_TYPE_LABELS,
+    DIMENSION_LABELS,
+    ENVIRONMENT_LABELS,
+    INVOLVEMENT_LABELS,
+    PAGE_SIZE,
+    PURPOSE_LABELS,
+    REFERRAL_LABELS,
+    RISK_LABELS,
+    SENSITIVITY_LABELS,
+    STATUS_LABELS,
+    BreakGlassForm,
+    CodeSearchForm,
+    ContentForm,
+    CorrectionForm,
+    IdentifierSearchForm,
+    IntakeForm,
+    JournalForm,
+    ListForm,
+    RiskForm,
+    StatusForm,
+)
+from avhopp.cases.models import RISK_DIMENSIONS
+from avhopp.casework import queries
+from avhopp.casework import services as casework
+from avhopp.casework.queries import TrackFilter
+from avhopp.db import request_session
+from avhopp.errors import DomainError, ValidationError
+from avhopp.permissions import requires
+from avhopp.security import now, require_recent_auth
+
+bp = Blueprint("cases", __name__, template_folder="templates", url_prefix="/tracks")
+
+LABELS = {
+    "status": STATUS_LABELS, "risk": RISK_LABELS, "referral": REFERRAL_LABELS,
+    "closure": CLOSURE_LABELS, "contact_type": CONTACT_TYPE_LABELS,
+    "sensitivity": SENSITIVITY_LABELS, "purpose": PURPOSE_LABELS,
+    "dimension": DIMENSION_LABELS, "environment": ENVIRONMENT_LABELS,
+    "involvement": INVOLVEMENT_LABELS,
+}
+
+
+def actor() -> Any:
+    return current_user._get_current_object()
+
+
+def settings() -> casework.CaseworkSettings:
+    return casework.CaseworkSettings.from_config(current_app.config)
+
+
+def local_zone() -> dt.tzinfo:
+    # The organisation's local time zone (validated at start-up by the audit settings).
+    return current_app.extensions["avhopp.audit"].zone  # type: ignore[no-any-return]
+
+
+@bp.app_template_filter("local_time")
+def _local_time(value: dt.datetime | None) -> str:
+    return value.astimezone(local_zone()).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@bp.app_context_processor
+def _labels() -> dict[str, Any]:
+    return {"case_labels": LABELS}
+
+
+def error_message(exc: DomainError) -> str:
+    """A clear message for a refusal of a service (the service's own text is for developers,
+    except identifier errors, which carry a Swedish message without the value)."""
+    messages = {
+        "stale_version": _("Someone else changed the track meanwhile. Reload the page, "
+                           "check the information and try again."),
+        "invalid_transition": _("The track cannot move to that status from its current one."),
+        "closure_reason_required": _("Choose a closure reason to close the track."),
+        "closure_reason": _("A closure reason is given only when the track is closed."),
+        "handed_over_to_required": _("Say in the closing assessment to whom the track was "
+                                     "handed over."),
+        "occurred_at": _("A journal entry records what has happened: the time cannot be in "
+                         "the future."),
+        "reason_required": _("Give the reason in a sentence."),
+        "reauth_required": _("Confirm your password first."),
+        "already_on_team": _("You are on the team already and need no emergency access."),
+        "name_required": _("Give a name."),
+        "reassess_by": _("The reassessment date must come after the assessment."),
+        "consent_required": _("A consent to processing is needed first."),
+        "no_identifier": _("Give a personnummer, a phone number or an e-mail."),
+        "note_required": _("Write a note."),
+    }
+    if exc.code in messages:
+        return messages[exc.code]
+    if exc.code.startswith("invalid_") and exc.message:
+        return exc.message  # from avhopp.identifiers: Swedish, never the value itself
+    return _("The information could not be saved. Check the fields and try again.")
+
+
+def run(call: Callable[[Session], Any]) -> tuple[Any, DomainError | None]:
+    """Call one service and commit. A refusal is committed too (its denied audit event must
+    persist; the services change nothing before refusing); 403 and 404 end the request."""
+    db = request_session()
+    try:
+        result = call(db)
+    except DomainError as exc:
+        db.commit()
+        if exc.status_code in (403, 404):
+            abort(exc.status_code)
+        return None, exc
+    db.commit()
+    return result, None
+
+
+# --- lists and search ---------------------------------------------------------------------------
+
+
+def _track_list(scope: str) -> Any:
+    form = ListForm(formdata=request.args)
+    page = None
+    args: dict[str, Any] = {}
+    if form.validate():
+        args = {name: getattr(form, name).data
+                for name in ("status", "risk_level", "sort", "direction")
+                if getattr(form, name).data}
+        number = form.page.data or 1
+        lister = (case_queries.my_defector_tracks if scope == "mine"
+                  else case_queries.all_defector_tracks)
+        page, error = run(lambda db: lister(
+            db, actor=actor(), now=now(), limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE,
+            flt=TrackFilter(status=form.status.data or None,
+                            risk_level=form.risk_level.data or None),
+            sort=form.sort.data or "opened_at", descending=form.direction.data != "asc"))
+        if error is not None:
+            form.form_errors.append(_("Correct the filter to see tracks."))
+    return render_template("cases/list.html", form=form, page=page, scope=scope, args=args,
+                           endpoint=request.endpoint)
+
+
+@bp.route("/mine")
+@requires("tracks.work")
+def mine() -> Any:
+    return _track_list("mine")
+
+
+@bp.route("/all")
+@requires("tracks.list")
+def all_tracks() -> Any:
+    return _track_list("all")
+
+
+@bp.route("/search", methods=["GET", "POST"])
+@requires("tracks.work")
+def search() -> Any:
+    code_form = CodeSearchForm(formdata=request.args if "code" in request.args else None)
+    id_form = IdentifierSearchForm()
+    codes = None
+    not_found = False
+    if request.method == "GET" and "code" in request.args and code_form.validate():
+        row, _error = run(lambda db: queries.find_by_code(
+            db, actor=actor(), code=code_form.code.data or "", now=now()))
+        if row is not None and row.kind == "defector":
+            return redirect(url_for("cases.track", track_id=row.id))
+        not_found = True
+    elif id_form.validate_on_submit():
+        codes, error = run(lambda db: queries.find_by_identifier(
+            db, actor=actor(), personnummer=id_form.personnummer.data or None,
+            phone=id_form.phone.data or None, email=id_form.email.data or None, now=now()))
+        if error is not None:
+            id_form.form_errors.append(error_message(error))
+    return render_template("cases/search.html", code_form=code_form, id_form=id_form,
+                           codes=codes, not_found=not_found)
+
+
+# --- intake -------------------------------------------------------------------------------------
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires("tracks.intake")
+def intake() -> Any:
+    form = IntakeForm()
+    duplicates: list[str] = []
+    if form.validate_on_submit():
+        db = request_session()
+        today = now().astimezone(local_zone()).date()
+        try:
+            track = cases.open_defector_track(
+                db, actor=actor(), now=now(), referral_source=form.referral_source.data or "",
+                allow_duplicate=bool(form.create_anyway.data),
+                consents=[casework.ConsentInput(consent_type="processing",
+                                                form=form.consent_form.data or "",
+                                                valid_from=today)],
+                person=casework.PersonInput(
+                    name=form.name.data, personnummer=form.personnummer.data or None,
+                    phone=form.phone.data or None, email=form.email.data or None),
+                background=cases.BackgroundInput(environment=form.environment.data or None,
+                                                 involvement=form.involvement.data or None))
+        except casework.PossibleDuplicate as exc:
+            db.commit()  # the identifier search is audited
+            duplicates = exc.codes
+        except ValidationError as exc:
+            # Intake may have flushed the person before a later check failed: keep nothing.
+            db.rollback()
+            form.form_errors.append(error_message(exc))
+        except DomainError as exc:
+            db.commit()
+            abort(exc.status_code if exc.status_code in (403, 404) else 400)
+        else:
+            db.commit()
+            flash(_("The track %(code)s has been opened.", code=track.code), "success")
+            return redirect(url_for("cases.track", track_id=track.id))
+    return render_template("cases/intake.html", form=form, duplicates=duplicates)
+
+
+# --- the track page -----------------------------------------------------------------------------
+
+
+def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
+    """The track page: the header (which the policy must allow), forms, and content when the
+    caller has just asked for it (never stored, never in a URL)."""
+    row, _error = run(lambda db: queries.track_row(db, actor=actor(), track_id=track_id,
+                                                     now=now()))
+    local_now = now().astimezone(local_zone()).replace(tzinfo=None, second=0, microsecond=0)
+    forms = {
+        "content_form": ContentForm(formdata=None),
+        "journal_form": JournalForm(formdata=None, occurred_at=local_now),
+        "correction_form": CorrectionForm(formdata=None),
+        "risk_form": RiskForm(formdata=None, assessed_on=local_now.date()),
+        "status_form": StatusForm(formdata=None, version=row.version),
+    }
+    forms.update(parts)
+    return render_template("cases/track.html", row=row, **forms), status
+
+
+@bp.route("/<uuid:track_id>")
+@requires("tracks.work")
+def track(track_id: uuid.UUID) -> Any:
+    return track_page(track_id)
+
+
+@bp.route("/<uuid:track_id>/content", methods=["POST"])
+@requires("tracks.work")
+def content(track_id: uuid.UUID) -> Any:
+    form = ContentForm()
+    if not form.validate_on_submit():
+        return track_page(track_id, content_form=form)
+    purpose = form.purpose.data or ""
+    reveal = form.reveal_contact.data == "1"
+
+    def read(db: Session) -> tuple[Any, Any]:
+        # Two services, one request: the shared sections and the defector's own; each read is
+        # audited with the purpose before anything is decrypted.
+        shared = casework.read_track_content(db, actor=actor(), track_id=track_id,
+                                             purpose=purpose, reveal_contact=reveal, now=now())
+        if shared.track.kind != "defector":
+            return shared, None
+        sections = [s for s in cases.SECTIONS
+                    if s != "safe_contact" or (shared.person and not shared.person.contact_hidden)]
+        return shared, cases.read_defector_content(db, actor=actor(), track_id=track_id,
+                                                   purpose=purpose, sections=sections, now=now())
+
+    result, error = run(read)
+    if error is not None:
+        form.purpose.errors = [error_message(error)]
+        return track_page(track_id, content_form=form)
+    shared, defector = result
+    return track_page(track_id, content_form=form, content=shared, defector=defector,
+                      correction_form=CorrectionForm(formdata=None))
+
+
+@bp.route("/<uuid:track_id>/journal", methods=["POST"])
+@requires("tracks.work")
+def add_journal(track_id: uuid.UUID) -> Any:
+    form = JournalForm()
+    if form.validate_on_submit():
+        occurred = form.occurred_at.data
+        _entry, error = run(lambda db: casework.add_journal_entry(
+            db, actor=actor(), track_id=track_id, now=now(),
+            occurred_at=occurred.replace(tzinfo=local_zone()) if occurred else None,
+            contact_type=form.contact_type.data or "",
+            contact_achieved=bool(form.contact_achieved.data), note=form.note.data or "",
+            participants=form.participants.data or None,
+            duration_minutes=form.duration_minutes.data,
+            sensitivity=form.sensitivity.data or "normal"))
+        if error is None:
+            flash(_("The journal entry has been saved."), "success")
+            return redirect(url_for("cases.track", track_id=track_id))
+        form.form_errors.append(error_message(error))
+    return track_page(track_id, journal_form=form)
+
+
+@bp.route("/<uuid:track_id>/journal/correct", methods=["POST"])
+@requires("tracks.work")
+def correct_journal(track_id: uuid.UUID) -> Any:
+    form = CorrectionForm()
+    if form.validate_on_submit():
+        _entry, error = run(lambda db: casework.correct_journal_entry(
+            db, actor=actor(), track_id=track_id, entry_id=uuid.UUID(form.entry_id.data),
+            note=form.note.data or "", now=now()))
+        if error is None:
+            flash(_("The correction has been saved as a new entry."), "success")
+            return redirect(url_for("cases.track", track_id=track_id))
+        form.form_errors.append(error_message(error))
+    flash(_("The correction could not be saved: write the corrected note and try again."),
+          "error")
+    return track_page(track_id, correction_form=form)
+
+
+@bp.route("/<uuid:track_id>/risk", methods=["POST"])
+@requires("tracks.work")
+def add_risk(track_id: uuid.UUID) -> Any:
+    form = RiskForm()
+    if form.validate_on_submit():
+        _row, error = run(lambda db: cases.add_risk_assessment(
+            db, actor=actor(), track_id=track_id, now=now(),
+            assessed_on=form.assessed_on.data,
+            levels={d: getattr(form, d).data for d in RISK_DIMENSIONS},
+            overall_level=form.overall_level.data or None,
+            protective_factors=form.protective_factors.data or None,
+            reassess_by=form.reassess_by.data))
+        if error is None:
+            flash(_("The risk assessment has been saved."), "success")
+            return redirect(url_for("cases.track", track_id=track_id))
+        form.form_errors.append(error_message(error))
+    return track_page(track_id, risk_form=form)
+
+
+@bp.route("/<uuid:track_id>/status", methods=["POST"])
+@requires("tracks.work")
+def change_status(track_id: uuid.UUID) -> Any:
+    form = StatusForm()
+    if form.validate_on_submit():
+        reason = form.closure_reason.data or None
+
+        def call(db: Session) -> Any:
+            if form.to_status.data == "closed":
+                # Closing also records the closing assessment (cases.close_track).
+                return cases.close_track(
+                    db, actor=actor(), track_id=track_id, closure_reason=reason or "",
+                    closing_assessment=form.closing_assessment.data or None,
+                    settings=settings(), now=now())
+            return casework.change_status(
+                db, actor=actor(), track_id=track_id, to_status=form.to_status.data or "",
+                closure_reason=reason, expected_version=form.version.data,
+                settings=settings(), now=now())
+
+        _track, error = run(call)
+        if error is None:
+            flash(_("The status has been changed."), "success")
+            return redirect(url_for("cases.track", track_id=track_id))
+        form.form_errors.append(error_message(error))
+    return track_page(track_id, status_form=form)
+
+
+def _reauthenticated_at() -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(session.get("reauth_at", "")))
+    except ValueError:
+        return None
+
+
+@bp.route("/<uuid:track_id>/break-glass", methods=["GET", "POST"])
+@requires("tracks.break_glass")
+def break_glass(track_id: uuid.UUID) -> Any:
+    step_up = require_recent_auth()
+    if step_up is not None:
+        return step_up
+    form = BreakGlassForm()
+    if form.validate_on_submit():
+        _grant, error = run(lambda db: casework.break_glass(
+            db, actor=actor(), track_id=track_id, reason=form.reason.data or "",
+            reauthenticated_at=_reauthenticated_at(), settings=settings(), now=now()))
+        if error is None:
+            flash(_("Emergency access has been granted for %(minutes)d minutes. It is shown "
+                    "to the board.", minutes=settings().break_glass_minutes), "warning")
+            return redirect(url_for("cases.track", track_id=track_id))
+        form.reason.errors = [error_message(error)]
+    return render_template("cases/break_glass.html", form=form, track_id=track_id)
