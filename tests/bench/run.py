@@ -63,6 +63,7 @@ def _machine() -> str:
 
 def main(argv: list[str]) -> int:
     wanted = set(argv)
+    load_before = os.getloadavg()[0]
     report = Report()
     modules = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
     for name in modules:
@@ -79,6 +80,8 @@ def main(argv: list[str]) -> int:
         "",
         f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {_machine()}",
+        f"- Load average before/after the run: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
+        "(other work on the machine inflates the timings)",
         "",
     ]
     group = None
