@@ -1,5 +1,7 @@
 """Forms of the defector track pages: list filters, search, intake, content, journal, risk,
-status and break-glass. They parse and validate only; the views pass plain values on."""
+status, break-glass, plan goals, consents, agency contacts, protective measures and the team.
+They parse and validate only; the views pass plain values on (and fill the choices that come
+from the database: forms never query it)."""
 
 from __future__ import annotations
 
@@ -16,17 +18,31 @@ from wtforms import (
     IntegerField,
     SelectChoice,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.validators import ValidationError as FieldError
-from wtforms.widgets import HiddenInput
+from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
-from avhopp.cases.models import ENVIRONMENTS, INVOLVEMENTS, RISK_DIMENSIONS
+from avhopp.cases.models import (
+    ENVIRONMENTS,
+    INVOLVEMENTS,
+    MEASURE_KINDS,
+    MEASURE_STATUSES,
+    RISK_DIMENSIONS,
+)
 from avhopp.casework.models import (
+    AGENCIES,
     CLOSURE_REASONS,
+    CONSENT_FORMS,
+    CONSENT_TYPES,
     CONTACT_TYPES,
+    DATA_CATEGORIES,
+    GOAL_STATUSES,
+    LEGAL_BASES,
+    LIFE_DOMAINS,
     REFERRAL_SOURCES,
     RISK_LEVELS,
     STATUSES,
@@ -85,6 +101,50 @@ SORT_LABELS = {
     "risk_level": _l("Risk level"), "next_contact_at": _l("Next contact"),
     "owner": _l("Owner"),
 }
+LIFE_DOMAIN_LABELS = {
+    "housing": _l("Housing"), "income_work": _l("Income and work"),
+    "education": _l("Education"), "health": _l("Health"), "addiction": _l("Addiction"),
+    "social_network": _l("Social network"), "identity_ideology": _l("Identity and ideology"),
+    "safety": _l("Safety"), "legal": _l("Legal matters"), "digital": _l("Digital life"),
+}
+GOAL_STATUS_LABELS = {
+    "not_started": _l("Not started"), "ongoing": _l("Ongoing"), "achieved": _l("Achieved"),
+    "partly": _l("Partly achieved"), "stopped": _l("Stopped"),
+}
+CONSENT_TYPE_LABELS = {
+    "processing": _l("Processing of personal data"),
+    "special_category": _l("Processing of sensitive personal data"),
+    "sharing": _l("Sharing with an authority"), "relative_contact": _l("Contact with a relative"),
+    "statistics": _l("Statistics"),
+}
+CONSENT_FORM_LABELS = {"written": _l("Written"), "oral": _l("Oral")}
+CATEGORY_LABELS = {
+    "identity": _l("Identity"), "contact_details": _l("Contact details"),
+    "risk_threat": _l("Risk and threat"), "planned_interventions": _l("Planned interventions"),
+    "health": _l("Health"), "environment": _l("Environment"),
+}
+AGENCY_LABELS = {
+    "police": _l("Police"), "social_services": _l("Social services"), "school": _l("School"),
+    "security_service": _l("Security Service"),
+    "cve": _l("Centre for Preventing Violent Extremism"),
+    "prison_probation": _l("Prison and Probation Service"),
+    "housing_company": _l("Housing company"), "employment_service": _l("Employment service"),
+    "healthcare": _l("Healthcare"), "other": _l("Other"),
+}
+LEGAL_BASIS_LABELS = {
+    "consent": _l("Consent"), "legal_obligation": _l("Legal obligation"),
+    "vital_interest": _l("Vital interest"),
+}
+MEASURE_KIND_LABELS = {
+    "protected_data": _l("Protected personal data"),
+    "sheltered_housing": _l("Sheltered housing"), "new_phone_number": _l("New phone number"),
+    "digital_exit": _l("Digital exit"), "tattoo_removal": _l("Tattoo removal"),
+    "other": _l("Other"),
+}
+MEASURE_STATUS_LABELS = {
+    "planned": _l("Planned"), "applied": _l("Applied for"), "granted": _l("Granted"),
+    "done": _l("Done"), "refused": _l("Refused"), "stopped": _l("Stopped"),
+}
 PAGE_SIZE = 25
 MAX_PAGE_NUMBER = 100_000
 
@@ -100,7 +160,12 @@ def _check_labels() -> None:
                           (REFERRAL_LABELS, REFERRAL_SOURCES), (CLOSURE_LABELS, CLOSURE_REASONS),
                           (CONTACT_TYPE_LABELS, CONTACT_TYPES), (PURPOSE_LABELS, PURPOSES),
                           (ENVIRONMENT_LABELS, ENVIRONMENTS), (INVOLVEMENT_LABELS, INVOLVEMENTS),
-                          (DIMENSION_LABELS, RISK_DIMENSIONS)):
+                          (DIMENSION_LABELS, RISK_DIMENSIONS), (LIFE_DOMAIN_LABELS, LIFE_DOMAINS),
+                          (GOAL_STATUS_LABELS, GOAL_STATUSES), (CONSENT_TYPE_LABELS, CONSENT_TYPES),
+                          (CONSENT_FORM_LABELS, CONSENT_FORMS), (CATEGORY_LABELS, DATA_CATEGORIES),
+                          (AGENCY_LABELS, AGENCIES), (LEGAL_BASIS_LABELS, LEGAL_BASES),
+                          (MEASURE_KIND_LABELS, MEASURE_KINDS),
+                          (MEASURE_STATUS_LABELS, MEASURE_STATUSES)):
         if set(labels) != set(codes):
             raise RuntimeError("a label table does not match its vocabulary")
 
@@ -254,3 +319,129 @@ class BreakGlassForm(FlaskForm):
         _l("Reason"), validators=[DataRequired(), Length(min=10, max=500)],
         description=_l("Say in a sentence why you need access. The board reviews every "
                        "emergency access."))
+
+
+# --- sections shown with the content: plan, consents, agency contacts, protection, team ---------
+
+
+def _check_uuid(field: Any, message: Any) -> None:
+    try:
+        uuid.UUID(str(field.data))
+    except ValueError:
+        raise FieldError(message) from None
+
+
+class CheckboxesField(SelectMultipleField):
+    """A choice of several codes, shown as checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+VERSION_VALIDATORS = [InputRequired(), NumberRange(min=0, max=2**31)]
+
+
+class GoalForm(FlaskForm):
+    life_domain = SelectField(_l("Life domain"), choices=choices(LIFE_DOMAIN_LABELS),
+                              validators=[InputRequired()])
+    goal = TextAreaField(_l("Goal"), validators=[DataRequired(), Length(max=20_000)])
+    target_on = DateField(_l("Target date (optional)"), validators=[Optional()])
+    status = SelectField(_l("Goal status"), choices=choices(GOAL_STATUS_LABELS),
+                         default="not_started", validators=[InputRequired()])
+
+
+class GoalStatusForm(FlaskForm):
+    goal_id = HiddenField(validators=[DataRequired()])
+    status = SelectField(_l("Goal status"), choices=choices(GOAL_STATUS_LABELS),
+                         validators=[InputRequired()])
+    version = IntegerField(widget=HiddenInput(), validators=VERSION_VALIDATORS)
+
+    def validate_goal_id(self, field: HiddenField) -> None:
+        _check_uuid(field, _l("Choose a goal."))
+
+
+class ConsentForm(FlaskForm):
+    consent_type = SelectField(_l("Type of consent"), choices=choices(CONSENT_TYPE_LABELS),
+                               validators=[InputRequired()])
+    recipient_agency = SelectField(
+        _l("Recipient authority (when sharing)"),
+        choices=choices(AGENCY_LABELS, blank=_l("No authority")), validators=[Optional()])
+    recipient = StringField(_l("Recipient (optional)"), validators=[Optional(), Length(max=500)])
+    scope = CheckboxesField(_l("Data categories covered"), choices=choices(CATEGORY_LABELS),
+                            validators=[Optional()])
+    form = SelectField(_l("Form of consent"), choices=choices(CONSENT_FORM_LABELS),
+                       validators=[InputRequired()])
+    valid_from = DateField(_l("Valid from"), validators=[InputRequired()])
+    valid_to = DateField(_l("Valid to (optional)"), validators=[Optional()])
+
+
+class RevokeConsentForm(FlaskForm):
+    consent_id = HiddenField(validators=[DataRequired()])
+
+    def validate_consent_id(self, field: HiddenField) -> None:
+        _check_uuid(field, _l("Choose a consent."))
+
+
+class AgencyContactForm(FlaskForm):
+    occurred_at = DateTimeLocalField(_l("When (local time)"), validators=[InputRequired()],
+                                     format="%Y-%m-%dT%H:%M")
+    agency = SelectField(_l("Authority"), choices=choices(AGENCY_LABELS),
+                         validators=[InputRequired()])
+    unit = StringField(_l("Unit (optional)"), validators=[Optional(), Length(max=500)])
+    categories = CheckboxesField(_l("Data categories shared"), choices=choices(CATEGORY_LABELS),
+                                 validators=[InputRequired(
+                                     message=_l("Choose the data categories shared."))])
+    legal_basis = SelectField(_l("Legal basis"), choices=choices(LEGAL_BASIS_LABELS),
+                              validators=[InputRequired()])
+    # The view offers the track's consents; the service checks the one chosen.
+    consent_id = SelectField(_l("Consent"), validate_choice=False, validators=[Optional()])
+    purpose = TextAreaField(_l("Purpose (optional)"), validators=[Optional(), Length(max=20_000)])
+
+    def validate_consent_id(self, field: SelectField) -> None:
+        if field.data:
+            _check_uuid(field, _l("Choose a consent."))
+
+
+class MeasureForm(FlaskForm):
+    kind = SelectField(_l("Measure"), choices=choices(MEASURE_KIND_LABELS),
+                       validators=[InputRequired()])
+    status = SelectField(_l("Measure status"), choices=choices(MEASURE_STATUS_LABELS),
+                         default="planned", validators=[InputRequired()])
+    started_on = DateField(_l("Started on (optional)"), validators=[Optional()])
+    ended_on = DateField(_l("Ended on (optional)"), validators=[Optional()])
+    note = TextAreaField(_l("Note (optional)"), validators=[Optional(), Length(max=20_000)])
+
+
+class MeasureStatusForm(FlaskForm):
+    measure_id = HiddenField(validators=[DataRequired()])
+    status = SelectField(_l("Measure status"), choices=choices(MEASURE_STATUS_LABELS),
+                         validators=[InputRequired()])
+    version = IntegerField(widget=HiddenInput(), validators=VERSION_VALIDATORS)
+
+    def validate_measure_id(self, field: HiddenField) -> None:
+        _check_uuid(field, _l("Choose a measure."))
+
+
+class StaffForm(FlaskForm):
+    """A staff member for the team or as owner; the view fills the choices."""
+
+    user_id = SelectField(_l("Staff member"), validators=[InputRequired()])
+
+    def validate_user_id(self, field: SelectField) -> None:
+        _check_uuid(field, _l("Choose a staff member."))
+
+
+class RemoveMemberForm(FlaskForm):
+    user_id = HiddenField(validators=[DataRequired()])
+
+    def validate_user_id(self, field: HiddenField) -> None:
+        _check_uuid(field, _l("Choose a staff member."))
+
+
+class OwnerForm(FlaskForm):
+    """The new owner of a track; the view fills the choices."""
+
+    owner_id = SelectField(_l("New owner"), validators=[InputRequired()])
+
+    def validate_owner_id(self, field: SelectField) -> None:
+        _check_uuid(field, _l("Choose a staff member."))

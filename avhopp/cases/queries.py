@@ -1,15 +1,23 @@
-"""Read-only lists of defector tracks: the shared track lists with the kind fixed."""
+"""Read-only lists of defector tracks: the shared track lists with the kind fixed, and the
+staff a coordinator may put on a track's team (names only: no content)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import uuid
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from avhopp.accounts.models import User
 from avhopp.audit.policy import Actor
 from avhopp.casework import queries
+from avhopp.casework.models import Track
+from avhopp.casework.policy import Need, authorize
 from avhopp.casework.queries import Page, TrackFilter
+from avhopp.casework.services import team_of
+from avhopp.permissions import role_has
 
 
 def my_defector_tracks(
@@ -28,3 +36,28 @@ def all_defector_tracks(
     flt = dataclasses.replace(flt or TrackFilter(), kind="defector")
     return queries.all_tracks(session, actor=actor, flt=flt, sort=sort, descending=descending,
                               limit=limit, offset=offset, now=now)
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffOption:
+    id: uuid.UUID
+    username: str
+    role: str
+
+
+def team_candidates(session: Session) -> list[StaffOption]:
+    """Active staff who work tracks (coordinators and support workers), by username."""
+    users = session.scalars(select(User).where(User.is_active.is_(True))
+                            .order_by(User.username))
+    return [StaffOption(u.id, u.username, u.role) for u in users if role_has(u.role, "tracks.work")]
+
+
+def team(
+    session: Session, *, actor: Actor, track_id: uuid.UUID, now: dt.datetime | None = None,
+) -> list[StaffOption]:
+    """A track's team, owner first, for whoever may change it (a refusal is recorded)."""
+    access = authorize(session, actor=actor, need=Need.ASSIGN, track_id=track_id, now=now)
+    track: Track = access.track_or_fail
+    ids = team_of(session, track)
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
+    return [StaffOption(i, users[i].username, users[i].role) for i in ids if i in users]

@@ -27,26 +27,45 @@ from sqlalchemy.orm import Session
 from avhopp.cases import queries as case_queries
 from avhopp.cases import services as cases
 from avhopp.cases.forms import (
+    AGENCY_LABELS,
+    CATEGORY_LABELS,
     CLOSURE_LABELS,
+    CONSENT_FORM_LABELS,
+    CONSENT_TYPE_LABELS,
     CONTACT_TYPE_LABELS,
     DIMENSION_LABELS,
     ENVIRONMENT_LABELS,
+    GOAL_STATUS_LABELS,
     INVOLVEMENT_LABELS,
+    LEGAL_BASIS_LABELS,
+    LIFE_DOMAIN_LABELS,
+    MEASURE_KIND_LABELS,
+    MEASURE_STATUS_LABELS,
     PAGE_SIZE,
     PURPOSE_LABELS,
     REFERRAL_LABELS,
     RISK_LABELS,
     SENSITIVITY_LABELS,
     STATUS_LABELS,
+    AgencyContactForm,
     BreakGlassForm,
     CodeSearchForm,
+    ConsentForm,
     ContentForm,
     CorrectionForm,
+    GoalForm,
+    GoalStatusForm,
     IdentifierSearchForm,
     IntakeForm,
     JournalForm,
     ListForm,
+    MeasureForm,
+    MeasureStatusForm,
+    OwnerForm,
+    RemoveMemberForm,
+    RevokeConsentForm,
     RiskForm,
+    StaffForm,
     StatusForm,
 )
 from avhopp.cases.models import RISK_DIMENSIONS
@@ -55,7 +74,7 @@ from avhopp.casework import services as casework
 from avhopp.casework.queries import TrackFilter
 from avhopp.db import request_session
 from avhopp.errors import DomainError, ValidationError
-from avhopp.permissions import requires
+from avhopp.permissions import requires, role_has
 from avhopp.security import now, require_recent_auth
 
 bp = Blueprint("cases", __name__, template_folder="templates", url_prefix="/tracks")
@@ -65,7 +84,11 @@ LABELS = {
     "closure": CLOSURE_LABELS, "contact_type": CONTACT_TYPE_LABELS,
     "sensitivity": SENSITIVITY_LABELS, "purpose": PURPOSE_LABELS,
     "dimension": DIMENSION_LABELS, "environment": ENVIRONMENT_LABELS,
-    "involvement": INVOLVEMENT_LABELS,
+    "involvement": INVOLVEMENT_LABELS, "life_domain": LIFE_DOMAIN_LABELS,
+    "goal_status": GOAL_STATUS_LABELS, "consent_type": CONSENT_TYPE_LABELS,
+    "consent_form": CONSENT_FORM_LABELS, "category": CATEGORY_LABELS, "agency": AGENCY_LABELS,
+    "legal_basis": LEGAL_BASIS_LABELS, "measure_kind": MEASURE_KIND_LABELS,
+    "measure_status": MEASURE_STATUS_LABELS,
 }
 
 
@@ -113,6 +136,18 @@ def error_message(exc: DomainError) -> str:
         "consent_required": _("A consent to processing is needed first."),
         "no_identifier": _("Give a personnummer, a phone number or an e-mail."),
         "note_required": _("Write a note."),
+        "no_valid_consent": _("The contact needs a consent to sharing with this authority that "
+                              "is in force and covers every category shared. Choose such a "
+                              "consent or another legal basis."),
+        "categories_required": _("Choose the data categories shared."),
+        "valid_to_before_from": _("The consent cannot end before it starts."),
+        "recipient_required": _("Name the recipient of the consent."),
+        "already_revoked": _("The consent has already been revoked."),
+        "target_before_start": _("The target date cannot come before the start."),
+        "ended_before_started": _("The measure cannot end before it starts."),
+        "not_a_worker": _("Choose an active coordinator or support worker."),
+        "already_owner": _("That staff member already owns the track."),
+        "owner": _("The owner stays on the team: change the owner first."),
     }
     if exc.code in messages:
         return messages[exc.code]
@@ -121,15 +156,17 @@ def error_message(exc: DomainError) -> str:
     return _("The information could not be saved. Check the fields and try again.")
 
 
-def run(call: Callable[[Session], Any]) -> tuple[Any, DomainError | None]:
+def run(call: Callable[[Session], Any], *,
+        shown: tuple[str, ...] = ()) -> tuple[Any, DomainError | None]:
     """Call one service and commit. A refusal is committed too (its denied audit event must
-    persist; the services change nothing before refusing); 403 and 404 end the request."""
+    persist; the services change nothing before refusing); 403 and 404 end the request, except
+    refusals whose code is in `shown`, which the form explains."""
     db = request_session()
     try:
         result = call(db)
     except DomainError as exc:
         db.commit()
-        if exc.status_code in (403, 404):
+        if exc.status_code in (403, 404) and exc.code not in shown:
             abort(exc.status_code)
         return None, exc
     db.commit()
@@ -245,15 +282,68 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
     row, _error = run(lambda db: queries.track_row(db, actor=actor(), track_id=track_id,
                                                      now=now()))
     local_now = now().astimezone(local_zone()).replace(tzinfo=None, second=0, microsecond=0)
-    forms = {
+    forms: dict[str, Any] = {
         "content_form": ContentForm(formdata=None),
         "journal_form": JournalForm(formdata=None, occurred_at=local_now),
         "correction_form": CorrectionForm(formdata=None),
         "risk_form": RiskForm(formdata=None, assessed_on=local_now.date()),
         "status_form": StatusForm(formdata=None, version=row.version),
+        "goal_form": GoalForm(formdata=None),
+        "goal_status_form": GoalStatusForm(formdata=None),
+        "new_consent_form": ConsentForm(formdata=None, valid_from=local_now.date()),
+        "revoke_form": RevokeConsentForm(formdata=None),
+        "agency_form": AgencyContactForm(formdata=None, occurred_at=local_now),
+        "measure_form": MeasureForm(formdata=None),
+        "measure_status_form": MeasureStatusForm(formdata=None),
+        "remove_member_form": RemoveMemberForm(formdata=None),
     }
     forms.update(parts)
+    _consent_choices(forms["agency_form"], parts.get("content"))
+    if role_has(actor().role, "tracks.assign"):
+        forms.setdefault("staff_form", StaffForm(formdata=None))
+        forms.setdefault("owner_form", OwnerForm(formdata=None))
+        candidates, team = _staff(track_id)
+        _staff_choices(forms["staff_form"].user_id, candidates)
+        _staff_choices(forms["owner_form"].owner_id, candidates)
+        forms["team"] = team
     return render_template("cases/track.html", row=row, **forms), status
+
+
+def _consent_choices(form: AgencyContactForm, content: Any) -> None:
+    """The consents an agency contact may rest on: the track's sharing consents in force
+    (known only when the content has been read); a choice already posted is kept."""
+    found = [("", _("No consent"))]
+    if content is not None and content.consents is not None:
+        found += [(str(c.id), f"{AGENCY_LABELS.get(c.recipient_agency or '', '–')}, "
+                              f"{c.valid_from.isoformat()}")
+                  for c in content.consents if c.is_valid and c.consent_type == "sharing"]
+    posted = form.consent_id.data
+    if posted and posted not in {value for value, _label in found}:
+        found.append((posted, _("The consent chosen earlier")))
+    form.consent_id.choices = found
+
+
+def _staff(track_id: uuid.UUID) -> tuple[list[Any], list[Any]]:
+    def read(db: Session) -> tuple[list[Any], list[Any]]:
+        return (case_queries.team_candidates(db),
+                case_queries.team(db, actor=actor(), track_id=track_id, now=now()))
+
+    result, _error = run(read)
+    return result  # type: ignore[no-any-return]
+
+
+def _staff_choices(field: Any, candidates: list[Any]) -> None:
+    field.choices = [("", _("Choose a staff member"))] + [
+        (str(c.id), c.username) for c in candidates]
+
+
+def _saved(track_id: uuid.UUID, message: str) -> Any:
+    flash(message, "success")
+    return redirect(url_for("cases.track", track_id=track_id))
+
+
+def _stale(error: DomainError, message: str) -> str:
+    return message if error.code == "stale_version" else error_message(error)
 
 
 @bp.route("/<uuid:track_id>")
@@ -400,3 +490,193 @@ def break_glass(track_id: uuid.UUID) -> Any:
             return redirect(url_for("cases.track", track_id=track_id))
         form.reason.errors = [error_message(error)]
     return render_template("cases/break_glass.html", form=form, track_id=track_id)
+
+
+# --- plan goals, consents, agency contacts ------------------------------------------------------
+
+
+@bp.route("/<uuid:track_id>/goals", methods=["POST"])
+@requires("tracks.work")
+def add_goal(track_id: uuid.UUID) -> Any:
+    form = GoalForm()
+    if form.validate_on_submit():
+        _goal, error = run(lambda db: casework.add_plan_goal(
+            db, actor=actor(), track_id=track_id, now=now(), goal=casework.GoalInput(
+                life_domain=form.life_domain.data or "", goal=form.goal.data or "",
+                target_on=form.target_on.data, status=form.status.data or "not_started")))
+        if error is None:
+            return _saved(track_id, _("The goal has been added to the plan."))
+        form.form_errors.append(error_message(error))
+    return track_page(track_id, goal_form=form)
+
+
+@bp.route("/<uuid:track_id>/goals/status", methods=["POST"])
+@requires("tracks.work")
+def update_goal(track_id: uuid.UUID) -> Any:
+    form = GoalStatusForm()
+    if form.validate_on_submit():
+        _goal, error = run(lambda db: casework.update_plan_goal(
+            db, actor=actor(), track_id=track_id, goal_id=uuid.UUID(form.goal_id.data),
+            expected_version=form.version.data, changes={"status": form.status.data or ""},
+            now=now()))
+        if error is None:
+            return _saved(track_id, _("The goal's status has been changed."))
+        form.form_errors.append(_stale(error, _(
+            "Someone else changed the goal meanwhile: nothing was saved. Show the content "
+            "again, check the goal and try again.")))
+    elif not form.form_errors:
+        form.form_errors.append(_("The goal's status could not be changed: choose a status "
+                                  "and try again."))
+    return track_page(track_id, goal_status_form=form)
+
+
+@bp.route("/<uuid:track_id>/consents", methods=["POST"])
+@requires("tracks.work")
+def add_consent(track_id: uuid.UUID) -> Any:
+    form = ConsentForm()
+    if form.validate_on_submit():
+        _consent, error = run(lambda db: casework.add_consent(
+            db, actor=actor(), track_id=track_id, now=now(), consent=casework.ConsentInput(
+                consent_type=form.consent_type.data or "", form=form.form.data or "",
+                valid_from=form.valid_from.data, valid_to=form.valid_to.data,
+                recipient_agency=form.recipient_agency.data or None,
+                recipient=form.recipient.data or None, scope=list(form.scope.data or []))))
+        if error is None:
+            return _saved(track_id, _("The consent has been recorded."))
+        form.form_errors.append(error_message(error))
+    return track_page(track_id, new_consent_form=form)
+
+
+@bp.route("/<uuid:track_id>/consents/revoke", methods=["POST"])
+@requires("tracks.work")
+def revoke_consent(track_id: uuid.UUID) -> Any:
+    form = RevokeConsentForm()
+    if form.validate_on_submit():
+        _consent, error = run(lambda db: casework.revoke_consent(
+            db, actor=actor(), track_id=track_id, consent_id=uuid.UUID(form.consent_id.data),
+            now=now()))
+        if error is None:
+            return _saved(track_id, _("The consent has been revoked."))
+        form.form_errors.append(error_message(error))
+    elif not form.form_errors:
+        form.form_errors.append(_("Choose a consent."))
+    return track_page(track_id, revoke_form=form)
+
+
+@bp.route("/<uuid:track_id>/agency-contacts", methods=["POST"])
+@requires("tracks.work")
+def add_agency_contact(track_id: uuid.UUID) -> Any:
+    form = AgencyContactForm()
+    form.consent_id.choices = []  # not checked against a list: the service checks the consent
+    if form.validate_on_submit():
+        occurred = form.occurred_at.data
+        consent = form.consent_id.data
+        _contact, error = run(lambda db: casework.add_agency_contact(
+            db, actor=actor(), track_id=track_id, now=now(), agency=form.agency.data or "",
+            shared_categories=list(form.categories.data or []),
+            legal_basis=form.legal_basis.data or "",
+            occurred_at=occurred.replace(tzinfo=local_zone()) if occurred else None,
+            consent_id=uuid.UUID(consent) if consent else None,
+            unit=form.unit.data or None, purpose=form.purpose.data or None),
+            shown=("no_valid_consent",))
+        if error is None:
+            basis = form.legal_basis.data or ""
+            if basis != "consent":
+                flash(_("Recorded without a consent, on the legal basis \"%(basis)s\". The "
+                        "board sees the disclosure.", basis=LEGAL_BASIS_LABELS[basis]), "warning")
+            return _saved(track_id, _("The agency contact has been recorded."))
+        form.form_errors.append(error_message(error))
+    return track_page(track_id, agency_form=form)
+
+
+# --- protective measures ------------------------------------------------------------------------
+
+
+@bp.route("/<uuid:track_id>/measures", methods=["POST"])
+@requires("tracks.work")
+def add_measure(track_id: uuid.UUID) -> Any:
+    form = MeasureForm()
+    if form.validate_on_submit():
+        _measure, error = run(lambda db: cases.add_protective_measure(
+            db, actor=actor(), track_id=track_id, now=now(), kind=form.kind.data or "",
+            status=form.status.data or "planned", started_on=form.started_on.data,
+            ended_on=form.ended_on.data, note=form.note.data or None))
+        if error is None:
+            return _saved(track_id, _("The protective measure has been added."))
+        form.form_errors.append(error_message(error))
+    return track_page(track_id, measure_form=form)
+
+
+@bp.route("/<uuid:track_id>/measures/status", methods=["POST"])
+@requires("tracks.work")
+def update_measure(track_id: uuid.UUID) -> Any:
+    form = MeasureStatusForm()
+    if form.validate_on_submit():
+        _measure, error = run(lambda db: cases.update_protective_measure(
+            db, actor=actor(), track_id=track_id, measure_id=uuid.UUID(form.measure_id.data),
+            expected_version=form.version.data, changes={"status": form.status.data or ""},
+            now=now()))
+        if error is None:
+            return _saved(track_id, _("The measure's status has been changed."))
+        form.form_errors.append(_stale(error, _(
+            "Someone else changed the measure meanwhile: nothing was saved. Show the content "
+            "again, check the measure and try again.")))
+    elif not form.form_errors:
+        form.form_errors.append(_("The measure's status could not be changed: choose a status "
+                                  "and try again."))
+    return track_page(track_id, measure_status_form=form)
+
+
+# --- team (coordinators) ------------------------------------------------------------------------
+
+
+def _staff_form(form_class: Any) -> Any:
+    """A posted staff choice, checked against the active workers (read here, not in the form)."""
+    form = form_class()
+    candidates, _error = run(case_queries.team_candidates)
+    field = form.user_id if form_class is StaffForm else form.owner_id
+    _staff_choices(field, candidates)
+    return form, field
+
+
+@bp.route("/<uuid:track_id>/team", methods=["POST"])
+@requires("tracks.assign")
+def add_member(track_id: uuid.UUID) -> Any:
+    form, field = _staff_form(StaffForm)
+    if form.validate_on_submit():
+        _member, error = run(lambda db: casework.add_team_member(
+            db, actor=actor(), track_id=track_id, user_id=uuid.UUID(field.data), now=now()))
+        if error is None:
+            return _saved(track_id, _("The staff member has been added to the team."))
+        form.form_errors.append(_("That staff member is on the team already.")
+                                if error.code == "already_on_team" else error_message(error))
+    return track_page(track_id, staff_form=form)
+
+
+@bp.route("/<uuid:track_id>/team/remove", methods=["POST"])
+@requires("tracks.assign")
+def remove_member(track_id: uuid.UUID) -> Any:
+    form = RemoveMemberForm()
+    if form.validate_on_submit():
+        _none, error = run(lambda db: casework.remove_team_member(
+            db, actor=actor(), track_id=track_id, user_id=uuid.UUID(form.user_id.data),
+            now=now()))
+        if error is None:
+            return _saved(track_id, _("The staff member has been taken off the team."))
+        form.form_errors.append(error_message(error))
+    elif not form.form_errors:
+        form.form_errors.append(_("Choose a staff member."))
+    return track_page(track_id, remove_member_form=form)
+
+
+@bp.route("/<uuid:track_id>/owner", methods=["POST"])
+@requires("tracks.assign")
+def change_owner(track_id: uuid.UUID) -> Any:
+    form, field = _staff_form(OwnerForm)
+    if form.validate_on_submit():
+        _track, error = run(lambda db: casework.change_owner(
+            db, actor=actor(), track_id=track_id, user_id=uuid.UUID(field.data), now=now()))
+        if error is None:
+            return _saved(track_id, _("The owner has been changed."))
+        form.form_errors.append(error_message(error))
+    return track_page(track_id, owner_form=form)
