@@ -191,13 +191,23 @@ def dev() -> None:
               show_default=True, help="How many synthetic defector tracks to create.")
 @click.option("--seed", "rng_seed", type=int, default=None,
               help="Random seed, for a repeatable data set.")
+@click.option("--if-empty", is_flag=True,
+              help="Only seed a database that has no tracks yet (used by `make run`).")
 @with_appcontext
-def seed_command(count: int, rng_seed: int | None) -> None:
+def seed_command(count: int, rng_seed: int | None, if_empty: bool) -> None:
     """Create synthetic, clearly marked demo tracks through the real services."""
+    from sqlalchemy import func, select
+
+    from avhopp.casework.models import Track
     from avhopp.db import get_database
 
     if current_app.config["ENV"] == "production":
         raise click.ClickException("dev seed is refused in production")
+    if if_empty:
+        with get_database(current_app).scope() as session:
+            if session.scalar(select(func.count()).select_from(Track)):
+                click.echo("the database already has tracks; not seeding")
+                return
     policy: Any = current_app.extensions["avhopp.account_policy"]
     with click.progressbar(length=count, label="seeding tracks") as bar:
         codes, staff = seed_tracks(get_database(current_app).factory, count=count,

@@ -53,3 +53,12 @@ def test_seed_is_refused_in_production(app, db):
     assert "refused in production" in result.output
     assert db.scalar(select(func.count()).select_from(Track)) == 0
     db.rollback()
+
+
+def test_seed_if_empty_seeds_an_empty_database_once(app, db):
+    first = run(app, "dev", "seed", "--tracks", "2", "--if-empty", "--seed", "3")
+    assert first.exit_code == 0 and "created 2 synthetic tracks" in first.output
+    second = run(app, "dev", "seed", "--tracks", "2", "--if-empty")
+    assert second.exit_code == 0 and "not seeding" in second.output
+    assert db.scalar(select(func.count()).select_from(Track)) == 2
+    db.rollback()
