@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: install translations run test test-fast lint bench clean
+.PHONY: install translations run test test-fast test-e2e lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -27,6 +27,8 @@ run: install
 	$(BIN)/avhopp init-dev
 	$(BIN)/avhopp db upgrade
 	$(BIN)/avhopp users ensure-admin
+	@# A newcomer sees a living system: synthetic, clearly marked demo tracks on an empty database.
+	$(BIN)/avhopp dev seed --tracks 20 --if-empty
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops)"
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - \
 	  --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms' wsgi:app
@@ -41,6 +43,10 @@ test: install lint
 
 test-fast: install
 	$(BIN)/python -m pytest -x -q $(PYTEST_ARGS)
+
+# Browser tests only (Playwright driving /usr/bin/chromium); `make test` runs them too.
+test-e2e: install
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m tests.bench.run
