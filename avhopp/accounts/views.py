@@ -380,6 +380,15 @@ def admin_user(user_id: uuid.UUID) -> Any:
     )
 
 
+def _step_up_back_to(user_id: uuid.UUID) -> Any:
+    """Step-up for a POSTed admin action: after the password prompt, return to the account page
+    (a POST cannot be replayed through a redirect)."""
+    if require_recent_auth() is None:
+        return None
+    return redirect(url_for("accounts.reauthenticate",
+                            next=url_for("accounts.admin_user", user_id=user_id)))
+
+
 _ADMIN_ACTIONS = {
     "deactivate": (lambda db, a, uid, v: services.set_active(
         db, actor=a, user_id=uid, active=False, expected_version=v, now=now()), True),
@@ -399,10 +408,9 @@ def admin_user_action(user_id: uuid.UUID, action: str) -> Any:
         abort(404)
     handler, needs_step_up = _ADMIN_ACTIONS[action]
     if needs_step_up:
-        step_up = require_recent_auth()
+        step_up = _step_up_back_to(user_id)
         if step_up is not None:
-            return redirect(url_for("accounts.reauthenticate",
-                                    next=url_for("accounts.admin_user", user_id=user_id)))
+            return step_up
     form = VersionedActionForm()
     if not form.validate_on_submit():
         abort(400)
@@ -422,9 +430,9 @@ def admin_user_action(user_id: uuid.UUID, action: str) -> Any:
 @bp.route("/admin/users/<uuid:user_id>/role", methods=["POST"])
 @requires("accounts.manage")
 def admin_change_role(user_id: uuid.UUID) -> Any:
-    if require_recent_auth() is not None:
-        return redirect(url_for("accounts.reauthenticate",
-                                next=url_for("accounts.admin_user", user_id=user_id)))
+    step_up = _step_up_back_to(user_id)
+    if step_up is not None:
+        return step_up
     form = ChangeRoleForm()
     if not form.validate_on_submit():
         flash(_("Choose a valid role."), "error")
@@ -446,9 +454,9 @@ def admin_change_role(user_id: uuid.UUID) -> Any:
 @bp.route("/admin/users/<uuid:user_id>/reset-password", methods=["POST"])
 @requires("accounts.manage")
 def admin_reset_password(user_id: uuid.UUID) -> Any:
-    if require_recent_auth() is not None:
-        return redirect(url_for("accounts.reauthenticate",
-                                next=url_for("accounts.admin_user", user_id=user_id)))
+    step_up = _step_up_back_to(user_id)
+    if step_up is not None:
+        return step_up
     form = VersionedActionForm()
     if not form.validate_on_submit():
         abort(400)

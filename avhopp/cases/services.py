@@ -307,21 +307,11 @@ def update_protective_measure(
     track = access.track_or_fail
     measure = casework.load_child(session, ProtectiveMeasure, measure_id, track, "measure")
     values = _measure_values(changes)
-    if measure.version != expected_version:
-        record(session, action="protection.measure_updated", actor=actor, outcome="denied",
-               object_type="track", object_id=track.code,
-               details={"measure_id": str(measure.id), "reason": "stale_version"}, now=now)
-        raise Conflict("the measure was changed by someone else", code="stale_version")
-    changed = [name for name, value in values.items() if getattr(measure, name) != value]
-    for name in changed:
-        setattr(measure, name, values[name])
-    try:
-        session.flush()
-    except StaleDataError:
-        raise Conflict("the measure was changed by someone else", code="stale_version") from None
-    record(session, action="protection.measure_updated", actor=actor, object_type="track",
-           object_id=track.code,
-           details={"measure_id": str(measure.id), "fields": field_names(changed)}, now=now)
+    casework.apply_versioned_update(
+        session, actor=actor, track=track, row=measure, expected_version=expected_version,
+        values=values, action="protection.measure_updated", id_key="measure_id",
+        noun="measure", now=now,
+    )
     return measure
 
 

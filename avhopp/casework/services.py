@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import unicodedata
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -826,6 +826,45 @@ def _check_goal_dates(values: Mapping[str, Any]) -> None:
         raise ValidationError("the target date is before the start", code="target_before_start")
 
 
+def apply_versioned_update(
+    session: Session,
+    *,
+    actor: Actor,
+    track: Track,
+    row: Any,
+    expected_version: int,
+    values: Mapping[str, Any],
+    action: str,
+    id_key: str,
+    noun: str,
+    now: dt.datetime,
+    validate: Callable[[], None] | None = None,
+) -> list[str]:
+    """Optimistic-locking update shared by every editable child row (D6).
+
+    A version other than the one the user saw is refused with Conflict and recorded; so is a
+    concurrent save that wins the race inside the database's own version check. Returns the
+    names of the fields that changed (the audit entry carries names, never values).
+    """
+    if row.version != expected_version:
+        record(session, action=action, actor=actor, outcome="denied", object_type="track",
+               object_id=track.code, details={id_key: str(row.id), "reason": "stale_version"},
+               now=now)
+        raise Conflict(f"the {noun} was changed by someone else", code="stale_version")
+    if validate is not None:
+        validate()
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    for name in changed:
+        setattr(row, name, values[name])
+    try:
+        session.flush()
+    except StaleDataError:
+        raise Conflict(f"the {noun} was changed by someone else", code="stale_version") from None
+    record(session, action=action, actor=actor, object_type="track", object_id=track.code,
+           details={id_key: str(row.id), "fields": field_names(changed)}, now=now)
+    return changed
+
+
 def update_plan_goal(
     session: Session,
     *,
@@ -847,22 +886,12 @@ def update_plan_goal(
     track = access.track_or_fail
     goal = load_child(session, PlanGoal, goal_id, track, "plan_goal")
     values = _goal_values(changes)
-    if goal.version != expected_version:
-        record(session, action="plan.goal_updated", actor=actor, outcome="denied",
-               object_type="track", object_id=track.code,
-               details={"goal_id": str(goal.id), "reason": "stale_version"}, now=now)
-        raise Conflict("the goal was changed by someone else", code="stale_version")
-    _check_goal_dates({"start_on": goal.start_on, "target_on": goal.target_on, **values})
-    changed = [name for name, value in values.items() if getattr(goal, name) != value]
-    for name in changed:
-        setattr(goal, name, values[name])
-    try:
-        session.flush()
-    except StaleDataError:
-        raise Conflict("the goal was changed by someone else", code="stale_version") from None
-    record(session, action="plan.goal_updated", actor=actor, object_type="track",
-           object_id=track.code,
-           details={"goal_id": str(goal.id), "fields": field_names(changed)}, now=now)
+    apply_versioned_update(
+        session, actor=actor, track=track, row=goal, expected_version=expected_version,
+        values=values, action="plan.goal_updated", id_key="goal_id", noun="goal", now=now,
+        validate=lambda: _check_goal_dates(
+            {"start_on": goal.start_on, "target_on": goal.target_on, **values}),
+    )
     return goal
 
 
