@@ -263,7 +263,11 @@ def seal(
 
 
 def _parse(blob: bytes | bytearray | memoryview) -> tuple[bytes, str, bytes, bytes]:
-    """Split an envelope into (protected bstr, kid, iv, ciphertext); accepts only our encoding."""
+    """Split an envelope into (protected bstr, kid, iv, ciphertext); accepts only our encoding.
+
+    The first element is the protected header *with* its CBOR bstr head: exactly the bytes
+    the Enc_structure embeds, so opening needs no re-encoding.
+    """
     blob = bytes(blob)  # DB drivers may hand over memoryview (psycopg bytea)
     if blob[:2] != _COSE_TAG_ENCRYPT0:
         raise ValueError("not a tagged COSE_Encrypt0")
@@ -275,7 +279,7 @@ def _parse(blob: bytes | bytearray | memoryview) -> tuple[bytes, str, bytes, byt
     ciphertext, end = _read_bstr(blob, pos + 3 + IV_LEN)
     if end != len(blob) or len(ciphertext) < TAG_LEN + 16:
         raise ValueError("bad ciphertext")
-    return protected, kid, iv, ciphertext
+    return blob[2:pos], kid, iv, ciphertext
 
 
 @lru_cache(maxsize=4096)
@@ -311,7 +315,8 @@ def open_(
         protected, blob_kid, iv, ciphertext = _parse(blob)
         if kid is not None and blob_kid != kid:
             raise ValueError("kid mismatch")
-        padded = _aead(key).decrypt(iv, ciphertext, _enc_structure(protected, ctx.external_aad))
+        aad = b"".join((_ENC_STRUCTURE_HEAD, protected, _bstr(ctx.external_aad)))
+        padded = _aead(key).decrypt(iv, ciphertext, aad)
         return decode_value(unpad(padded))
     except (ValueError, IndexError, TypeError, InvalidTag):
         # No chained cause: it could carry fragments of plaintext (e.g. a UnicodeDecodeError).
@@ -334,7 +339,8 @@ def open_with(
         raise ctx._error() from None
     key = key_for_kid(kid)
     try:
-        padded = _aead(key).decrypt(iv, ciphertext, _enc_structure(protected, ctx.external_aad))
+        aad = b"".join((_ENC_STRUCTURE_HEAD, protected, _bstr(ctx.external_aad)))
+        padded = _aead(key).decrypt(iv, ciphertext, aad)
         return decode_value(unpad(padded))
     except (ValueError, IndexError, TypeError, InvalidTag):
         raise ctx._error() from None

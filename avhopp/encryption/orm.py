@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 SESSION_KEY = "avhopp.field_crypto"
+# Per-session map kid -> unwrapped data key (see FieldCrypto.open_field).
+SESSION_KEYS = "avhopp.session_keys"
 KINDS: dict[str, tuple[type, ...]] = {
     "text": (str,),
     "int": (int,),
@@ -49,6 +51,7 @@ class _Pending:
 
 
 PENDING = _Pending()
+_MISSING = object()
 
 
 class EncryptedBlob(TypeDecorator[bytes]):
@@ -126,8 +129,15 @@ class Encrypted(Generic[T]):
     def __get__(self, obj: object | None, owner: type) -> Any:
         if obj is None:
             return _ClassAttribute(owner, self.name)
-        plain: dict[str, tuple[Any, Any]] = obj.__dict__.setdefault("_avhopp_plain", {})
-        blob = getattr(obj, self.column_attr)
+        state = obj.__dict__
+        # A loaded column sits in the instance dict; only an expired or deferred one needs the
+        # instrumented attribute (which loads it). This is the hot path of every list page.
+        blob = state.get(self.column_attr, _MISSING)
+        if blob is _MISSING:
+            blob = getattr(obj, self.column_attr)
+        plain: dict[str, tuple[Any, Any]] | None = state.get("_avhopp_plain")
+        if plain is None:
+            plain = state["_avhopp_plain"] = {}
         cached = plain.get(self.name)
         if cached is not None and (cached[0] is blob or cached[0] == blob):
             return cached[1]
@@ -135,7 +145,11 @@ class Encrypted(Generic[T]):
             return None
         if blob is PENDING:
             raise EncryptionNotConfigured("value is pending encryption but not cached")
-        value = field_crypto_of(obj).open_field(obj, self, bytes(blob))
+        session = object_session(obj)
+        crypto = session.info.get(SESSION_KEY) if session is not None else None
+        if crypto is None:
+            raise EncryptionNotConfigured("the object is not in a session with field crypto")
+        value = crypto.open_field(obj, self, bytes(blob), session=session)
         plain[self.name] = (blob, value)
         return value
 
@@ -226,3 +240,4 @@ def _forget_new_keys(session: Session, *_args: Any) -> None:
     # rollback; either way the next lookup must ask the database, never a stale map.
     session.info.pop("avhopp.new_keys", None)
     session.info.pop("avhopp.index_versions", None)
+    session.info.pop(SESSION_KEYS, None)

@@ -23,6 +23,7 @@ from avhopp.encryption.models import BlindIndexValue, BlindIndexVersion, DataKey
 from avhopp.encryption.orm import (
     REGISTRY,
     SESSION_KEY,
+    SESSION_KEYS,
     Encrypted,
     context_of,
     pending_fields,
@@ -121,23 +122,33 @@ class FieldCrypto:
                 self._write_index(session, obj, field, value, subject)
         obj.__dict__["_avhopp_pending"] = set()
 
-    def open_field(self, obj: object, field: Encrypted[Any], blob: bytes) -> Any:
+    def open_field(self, obj: object, field: Encrypted[Any], blob: bytes, *,
+                   session: Session | None = None) -> Any:
         ctx = context_of(obj, field)
-        cache = self.cache
+        session = session or object_session(obj)
+        if session is None:
+            raise ctx._error()
+        # Keys already used in this session, without the shared cache's lock and clock: a list
+        # page opens several fields per person. The map lives as long as the session (a request).
+        local: dict[str, bytes] = session.info.setdefault(SESSION_KEYS, {})
 
         def key_for(kid: str) -> bytes:
-            key = cache.get(kid)
-            if key is not None:
-                return key
-            session = object_session(obj)
-            if session is None:
-                raise ctx._error()
-            try:
-                return self.key_by_id(session, kid, uuid.UUID(ctx.subject_id))
-            except KeyNotFound:
-                raise ctx._error() from None
+            key = local.get(kid)
+            if key is None:
+                try:
+                    key = self.key_by_id(session, kid, uuid.UUID(ctx.subject_id))
+                except KeyNotFound:
+                    raise ctx._error() from None
+                local[kid] = key
+            return key
 
         return open_with(key_for, ctx, blob)
+
+    def forget_key(self, session: Session | None, kid: str) -> None:
+        """Drop a destroyed key from the shared cache and from this session's map."""
+        self.cache.evict(kid)
+        if session is not None:
+            session.info.get(SESSION_KEYS, {}).pop(kid, None)
 
     def preload_keys(self, session: Session, rows: Iterable[object]) -> int:
         """Fetch and unwrap, in one query, the data keys a list of rows needs (a list page over
@@ -283,7 +294,7 @@ def erase_subject(
         key.kek_id = None
         key.is_active = False
         key.destroyed_at = now or utcnow()
-        crypto.cache.evict(key.id)
+        crypto.forget_key(session, key.id)
     session.execute(delete(BlindIndexValue).where(BlindIndexValue.subject_id == subject_id))
     record(session, action="key.subject_erased", actor=actor, object_type="subject",
            object_id=str(subject_id), details={"keys": len(keys)})
@@ -332,7 +343,7 @@ def rotate_subject_key(
         key.wrapped = None
         key.kek_id = None
         key.destroyed_at = utcnow()
-        crypto.cache.evict(key.id)
+        crypto.forget_key(session, key.id)
     record(session, action="key.subject_rotated", actor=actor, object_type="subject",
            object_id=str(subject_id), details={"rows": len(rows)})
     session.flush()
