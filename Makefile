@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: install translations run test test-fast test-e2e lint bench clean
+.PHONY: install translations run test test-fast test-e2e lint bench load clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -50,6 +50,12 @@ test-e2e: install
 
 bench: install
 	$(BIN)/python -m tests.bench.run
+
+# Load test (issue 9): gunicorn with 4 workers on SQLite and PostgreSQL under a locust mix;
+# writes docs/load-test.md. LOAD_TRACKS, LOAD_CLIENTS, LOAD_SECONDS tune it.
+load: install
+	$(BIN)/pip install --quiet -e '.[dev,load]'
+	$(BIN)/python -m tools.load.run
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
