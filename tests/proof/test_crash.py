@@ -106,8 +106,9 @@ def test_killing_web_workers_mid_write_loses_no_acknowledged_write(instance: Ins
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def _edit_worker(overrides: dict[str, Any], track_id: str, goal_id: str, username: str,
-                 worker: int, edits: int, out: Any) -> None:
+def _edit_worker(job: dict[str, Any], out: Any) -> None:
+    overrides, track_id, goal_id = job["overrides"], job["track"], job["goal"]
+    username, worker, edits = job["username"], job["worker"], job["edits"]
     app = create_app(overrides)
     database = get_database(app)
     successes = conflicts = 0
@@ -135,7 +136,7 @@ def _edit_worker(overrides: dict[str, Any], track_id: str, goal_id: str, usernam
                 except Conflict:
                     conflicts += 1
         out.put(("ok", worker, successes, conflicts))
-    except Exception as error:  # reported to the parent, which fails the test  # noqa: BLE001
+    except Exception as error:  # reported to the parent, which fails the test
         out.put(("error", worker, repr(error), 0))
     finally:
         database.engine.dispose()
@@ -159,7 +160,8 @@ def test_four_processes_editing_one_track_lose_no_update_on_sqlite(tmp_path: Pat
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     workers = [context.Process(target=_edit_worker, args=(
-        instance.overrides(), track, goal_id, account["username"], n, edits, out))
+        {"overrides": instance.overrides(), "track": track, "goal": goal_id,
+         "username": account["username"], "worker": n, "edits": edits}, out))
         for n in range(processes)]
     for proc in workers:
         proc.start()
