@@ -1,0 +1,158 @@
+"""`make security`: sqlmap and wapiti against a local gunicorn instance, logged in; writes docs/."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess  # nosec B404  we start our own programs with fixed argv
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.proof.harness import Browser, Instance, gunicorn  # noqa: E402
+
+REPORT = ROOT / "docs" / "security-scan.md"
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+WAPITI_MODULES = ("sql,blindsql,exec,file,xss,permanentxss,redirect,crlf,ssrf,csrf,csp,"
+                  "http_headers,methods,htaccess,backup,xxe")
+SQLMAP_FOUND = re.compile(r"sqlmap identified the following injection point|"
+                          r"parameter '[^']+' is vulnerable", re.IGNORECASE)
+
+
+def cookie_header(browser: Browser) -> str:
+    handler = next(h for h in browser.opener.handlers if hasattr(h, "cookiejar"))
+    return "; ".join(f"{c.name}={c.value}" for c in handler.cookiejar)
+
+
+def sqlmap(target: dict[str, Any], base: str, cookie: str, out: Path) -> dict[str, Any]:
+    args = ["sqlmap", "--batch", "--flush-session", "--level", "2", "--risk", "1",
+            "--output-dir", str(out), "--cookie", cookie, "--disable-coloring",
+            "--answers", "follow=N", "--timeout", "10", "-u", base + target["path"]]
+    if target.get("data"):
+        args += ["--data", target["data"]]
+    if target.get("csrf"):
+        args += ["--csrf-token", "csrf_token", "--csrf-url", base + target["csrf"]]
+    started = time.monotonic()
+    done = subprocess.run(args, capture_output=True, text=True, check=False)  # nosec B603
+    text = done.stdout + done.stderr
+    found = bool(SQLMAP_FOUND.search(text))
+    return {"tool": "sqlmap", "target": target["name"], "found": found,
+            "seconds": time.monotonic() - started, "exit": done.returncode,
+            "tail": [line for line in text.splitlines() if "[CRITICAL]" in line
+                     or "[WARNING]" in line][-3:]}
+
+
+def wapiti(base: str, cookie: str, out: Path) -> dict[str, Any]:
+    report = out / "wapiti.json"
+    args = ["wapiti", "-u", base + "/", "--scope", "folder", "-m", WAPITI_MODULES,
+            "-H", f"Cookie: {cookie}", "-x", base + "/logout", "-x", base + "/account/*",
+            "--flush-session", "--max-scan-time", "600", "--max-attack-time", "120",
+            "-f", "json", "-o", str(report), "--store-session", str(out / "session")]
+    started = time.monotonic()
+    done = subprocess.run(args, capture_output=True, text=True, check=False)  # nosec B603
+    data = json.loads(report.read_text(encoding="utf-8")) if report.exists() else {}
+    findings = {k: v for k, v in data.get("vulnerabilities", {}).items() if v}
+    anomalies = {k: v for k, v in data.get("anomalies", {}).items() if v}
+    return {"tool": "wapiti", "target": "crawl of the logged-in app", "found": bool(findings),
+            "anomalies": anomalies, "findings": findings,
+            "seconds": time.monotonic() - started, "exit": done.returncode,
+            "crawled": len(data.get("infos", {}).get("crawled_pages", []) or []),
+            "tail": (done.stdout + done.stderr).strip().splitlines()[-3:]}
+
+
+def main() -> int:
+    for tool in ("sqlmap", "wapiti"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed (make security installs it with apt)")
+            return 1
+    work = Path(tempfile.mkdtemp(prefix="avhopp-security-"))
+    instance = Instance(work, "sqlite", PG_ADMIN)
+    results: list[dict[str, Any]] = []
+    try:
+        instance.create(tracks=3, users=1)
+        account = instance.plan["users"][0]
+        track = account["tracks"][0]
+        with gunicorn(instance, workers=2) as (base, _server):
+            browser = Browser(base)
+            browser.login(account)
+            cookie = cookie_header(browser)
+            targets = [
+                {"name": "GET /tracks/mine (filter, sort, page)",
+                 "path": "/tracks/mine?status=active&risk_level=high&sort=code&direction=asc"
+                         "&page=1"},
+                {"name": "GET /tracks/search?code=", "path": "/tracks/search?code=AB12CD"},
+                {"name": "POST /tracks/search (personnummer, phone, e-mail)",
+                 "path": "/tracks/search", "csrf": "/tracks/search",
+                 "data": "csrf_token=x&personnummer=19800101-0000&phone=0701234567"
+                         "&email=a%40example.se"},
+                {"name": "POST /tracks/<id>/journal", "path": f"/tracks/{track}/journal",
+                 "csrf": f"/tracks/{track}",
+                 "data": "csrf_token=x&occurred_at=2026-11-20T10%3A00&contact_type=phone"
+                         "&contact_achieved=y&duration_minutes=15&participants=x&note=x"
+                         "&sensitivity=normal"},
+                {"name": "POST /tracks/<id>/content (purpose)",
+                 "path": f"/tracks/{track}/content", "csrf": f"/tracks/{track}",
+                 "data": "csrf_token=x&purpose=casework"},
+            ]
+            for target in targets:
+                print(f"sqlmap: {target['name']}", flush=True)
+                results.append(sqlmap(target, base, cookie, work / "sqlmap"))
+            print("wapiti: crawl and attack", flush=True)
+            results.append(wapiti(base, cookie, work / "wapiti"))
+        verify = instance.cli("audit", "verify", check=False)
+    finally:
+        instance.drop()
+        shutil.rmtree(work, ignore_errors=True)
+    write_report(results, verify.returncode == 0)
+    for r in results:
+        print(f"{r['tool']:7} {r['target']:55} {'FINDINGS' if r['found'] else 'clean'} "
+              f"({r['seconds']:.0f} s)")
+    bad = any(r["found"] or r.get("anomalies") for r in results) or verify.returncode != 0
+    return 1 if bad else 0
+
+
+def write_report(results: list[dict[str, Any]], verified: bool) -> None:
+    versions = []
+    for tool in (["sqlmap", "--version"], ["wapiti", "--version"]):
+        done = subprocess.run(tool, capture_output=True, text=True, check=False)  # nosec
+        versions.append((done.stdout + done.stderr).strip().splitlines()[-1:][0]
+                        if (done.stdout + done.stderr).strip() else tool[0])
+    lines = [
+        "# Security scan", "",
+        "Written by `make security` (`python -m tools.security.run`); do not edit by hand.", "",
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; tools: {', '.join(versions)} "
+        "(Debian packages)",
+        "- Target: gunicorn (2 workers) on a scratch SQLite instance with synthetic tracks, "
+        "logged in as a support worker on the tracks' team (password + TOTP); CSRF tokens "
+        "fetched per request by sqlmap (`--csrf-token`).",
+        f"- wapiti modules: `{WAPITI_MODULES}`. Not run: `cookieflags` (the scratch instance "
+        "serves plain HTTP on loopback, so the Secure flag is off by configuration; "
+        "tests/accounts cover `__Host-`/Secure/HttpOnly/SameSite with HTTPS on).",
+        f"- Audit chain after the scan: {'verifies' if verified else 'DOES NOT VERIFY'}.", "",
+        "| Tool | Target | Result | Time |", "|---|---|---|---|",
+    ]
+    for r in results:
+        result = "**findings**" if r["found"] else "no findings"
+        if r.get("anomalies"):
+            result += f"; anomalies: {', '.join(r['anomalies'])}"
+        if r["tool"] == "wapiti":
+            result += f" ({r.get('crawled', 0)} pages crawled)"
+        lines.append(f"| {r['tool']} | {r['target']} | {result} | {r['seconds']:.0f} s |")
+    for r in results:
+        if r.get("findings"):
+            lines += ["", f"## {r['tool']} findings", "", "```",
+                      json.dumps(r["findings"], indent=1, ensure_ascii=False)[:5000], "```"]
+    REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
