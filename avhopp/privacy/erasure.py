@@ -104,17 +104,25 @@ def request_erasure(
                       object_id=object_id, now=now,
                       error=ValidationError("type the track code to confirm",
                                             code="confirm_mismatch"))
-    if _is_erased(session, track.person_id):
+    if is_erased(session, track.person_id):
         raise Conflict("already erased", code="already_erased")
     if open_request(session, track.person_id) is not None:
         raise Conflict("an erasure is already requested", code="already_requested")
+    return create_request(session, actor=actor, track=track, ground=ground,
+                          execute_after=execute_after, now=now)
+
+
+def create_request(session: Session, *, actor: Actor, track: Track, ground: str,
+                   execute_after: dt.datetime | None, now: dt.datetime) -> ErasureRequest:
+    """The pending request itself, once the caller has made its checks."""
     request = ErasureRequest(
         id=uuid.uuid4(), person_id=track.person_id, track_id=track.id, scope="track",
         ground=ground, state="pending", requested_by=actor.id, requested_at=now,
         execute_after=execute_after)
     session.add(request)
     session.flush()
-    record(session, action=action, actor=actor, object_type="person", object_id=object_id,
+    record(session, action="erasure.requested", actor=actor, object_type="person",
+           object_id=str(track.person_id),
            details={"request_id": str(request.id), "scope": request.scope, "ground": ground},
            now=now)
     return request
@@ -186,7 +194,7 @@ def _encrypted_rows(session: Session, person_id: uuid.UUID) -> int:
     return total
 
 
-def _is_erased(session: Session, person_id: uuid.UUID) -> bool:
+def is_erased(session: Session, person_id: uuid.UUID) -> bool:
     return session.scalars(select(ErasureRequest.id).where(
         ErasureRequest.person_id == person_id, ErasureRequest.state == "executed")).first() \
         is not None

@@ -17,6 +17,8 @@ ERASURE_STATES = ("pending", "approved", "executed", "cancelled")
 # `track`: the person is a track's person, so erasing them erases the track (four-eyes);
 # `person`: someone without a track of their own (one approver).
 ERASURE_SCOPES = ("track", "person")
+# Why a closed track is kept past its retention date (codes: free text could name people).
+EXTEND_REASONS = ("ongoing_matter", "renewed_contact", "legal_hold", "other")
 
 
 class ErasureRequest(Base):
