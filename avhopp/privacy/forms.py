@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectField, StringField
@@ -27,8 +29,12 @@ EXTEND_LABELS = {
 }
 
 
+def _choices(labels: dict[str, Any]) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in labels.items()]
+
+
 class EraseForm(FlaskForm):
-    ground = SelectField(_l("Ground"), choices=[SelectChoice(k, v) for k, v in GROUND_LABELS.items()],
+    ground = SelectField(_l("Ground"), choices=_choices(GROUND_LABELS),
                          validators=[InputRequired()])
     confirm_code = StringField(
         _l("Type the track code to confirm"), validators=[DataRequired(), Length(max=20)],
@@ -42,5 +48,5 @@ class ButtonForm(FlaskForm):
 
 class ExtendForm(FlaskForm):
     until = DateField(_l("Keep until"), validators=[InputRequired()])
-    reason = SelectField(_l("Reason"), choices=[SelectChoice(k, v) for k, v in EXTEND_LABELS.items()],
+    reason = SelectField(_l("Reason"), choices=_choices(EXTEND_LABELS),
                          validators=[InputRequired()])
