@@ -147,3 +147,44 @@ def restore(file: Path, key_path: Path, drill: bool) -> None:
     if not report.ok:
         raise click.ClickException("the restored database failed its checks")
     click.echo("OK: every record decrypts and the audit log verifies")
+
+
+imports = AppGroup("import", help="Import existing records from a spreadsheet (CSV).")
+
+
+@imports.command("tracks")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as", "username", required=True, help="The coordinator the import is made as.")
+@click.option("--dry-run", is_flag=True, help="Validate every row; import nothing.")
+def import_tracks(file: Path, username: str, dry_run: bool) -> None:
+    """Import defector tracks from a CSV file (columns: docs/import.md); all rows or none."""
+    from sqlalchemy import select
+
+    from avhopp.accounts.models import User
+    from avhopp.privacy import importing
+
+    database = _database()
+    now = (current_app.config.get("CLOCK") or utcnow)()
+    data = file.read_bytes()
+    with database.factory() as session:
+        actor = session.scalars(select(User).where(User.username == username.lower())).first()
+        if actor is None or not actor.is_active or actor.role != "coordinator":
+            raise click.ClickException(f"{username!r} is not an active coordinator")
+        result = importing.import_tracks(session, actor=actor, data=data, dry_run=dry_run,
+                                         now=now)
+        if result.ok and not dry_run:
+            importing.record_import(session, actor=actor, result=result, dry_run=dry_run)
+            session.commit()
+        else:
+            session.rollback()
+            importing.record_import(session, actor=actor, result=result, dry_run=dry_run)
+            session.commit()
+    for error in result.errors:
+        where = f"column {error.column}" if error.column else "file"
+        click.echo(f"line {error.row}, {where}: {error.code}")
+    if not result.ok:
+        raise click.ClickException(f"{len(result.errors)} error(s); nothing was imported")
+    if dry_run:
+        click.echo(f"dry run: all {result.rows} rows are valid; nothing was imported")
+    else:
+        click.echo(f"imported {len(result.codes)} tracks: {', '.join(result.codes)}")
