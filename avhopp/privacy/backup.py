@@ -1,5 +1,4 @@
-"""Backup and restore of the whole database into one encrypted, signed file, with a manifest,
-a restore drill into a scratch database, and the checks a restore must pass."""
+"""Backup and restore of the whole database: encrypted file, manifest, drill and restore checks."""
 
 from __future__ import annotations
 

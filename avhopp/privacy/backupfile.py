@@ -1,5 +1,4 @@
-"""The encrypted backup file format (docs/backup-format.md): X25519 to a backup key, chunked
-AES-256-GCM, signed by the audit signing key."""
+"""The encrypted backup file format (docs/backup-format.md): X25519, chunked AES-GCM, signed."""
 
 from __future__ import annotations
 

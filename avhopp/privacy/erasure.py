@@ -1,6 +1,4 @@
-"""Erasure of a person by crypto-shredding: request with confirmation and step-up, a second
-approver for a track's person (four-eyes), execution with a receipt in the audit log, and the
-job that runs approved erasures when they fall due."""
+"""Erasure by crypto-shredding: request, four-eyes approval, receipt, and the due-erasure job."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Register extract (GDPR art. 15): everything stored about one person, decrypted, found by
-walking the mapped tables (so tables added later are included), plus when their data was
-read and for what purpose, from the audit log, without staff names."""
+"""Register extract (GDPR art. 15): everything stored about a person, and its access log."""
 
 from __future__ import annotations
 

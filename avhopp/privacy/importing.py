@@ -1,6 +1,4 @@
-"""Import of existing defector tracks from a CSV file (columns: docs/import.md): every row
-validated with errors by row and column, then imported through the intake services in one
-transaction, so one bad row means nothing is imported."""
+"""Import of defector tracks from CSV (docs/import.md): all rows or none, errors per line."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Retention (gallring): retention dates for closed tracks from configurable rules, the monthly
-review list (extend with a reason, or propose erasure), and the run the scheduler calls."""
+"""Retention (gallring): rules, retention dates, monthly review and the job the scheduler runs."""
 
 from __future__ import annotations
 

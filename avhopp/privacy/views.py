@@ -1,5 +1,4 @@
-"""Data-protection pages: erasure requests with four-eyes approval and receipts, register
-extracts (printable page and JSON), and the monthly retention review."""
+"""Data-protection pages: erasure with four-eyes approval, register extracts, retention review."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Anonymised counts over tracks whose person consented to statistics, with small cells
-suppressed so that no count below the threshold can be read or derived by subtraction."""
+"""Anonymised counts over consenting tracks, with small cells suppressed against differencing."""
 
 from __future__ import annotations
 
