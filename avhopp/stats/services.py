@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
 from avhopp.audit.policy import Actor
 from avhopp.audit.services import record, register_actions
@@ -165,10 +165,10 @@ def _environments(session: Session, tracks: list[Any]) -> list[str | None]:
     """The environment of each defector track (encrypted: opened here, only to be counted)."""
     ids = [t.id for t in tracks if t.kind == "defector"]
     cases: list[DefectorCase] = []
-    only = load_only(DefectorCase.id, DefectorCase.person_id,
-                     DefectorCase.environment_enc)  # type: ignore[attr-defined]
+    # Whole rows: preload_keys reads every encrypted column, and a deferred one would cost a
+    # query per row.
     for start in range(0, len(ids), 500):
-        cases.extend(session.scalars(select(DefectorCase).options(only).where(
+        cases.extend(session.scalars(select(DefectorCase).where(
             DefectorCase.id.in_(ids[start:start + 500]))))
     field_crypto(session).preload_keys(session, cases)
     found: dict[uuid.UUID, str | None] = {}
