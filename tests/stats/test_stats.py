@@ -142,3 +142,12 @@ def test_statistics_page_and_csv_for_the_board_not_for_support_workers(app, db, 
     other = app.test_client()
     login(other, worker, clock)
     assert other.get("/stats/").status_code == 403
+
+
+def test_statistics_page_of_an_empty_database(app, db, clock):
+    board = make_user(app, role="board")
+    client = app.test_client()
+    login(client, board, clock)
+    page = client.get("/stats/")
+    assert page.status_code == 200
+    assert client.get("/stats/export.csv").status_code == 200
