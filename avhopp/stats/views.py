@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from typing import Any
 
@@ -50,9 +51,24 @@ def label(table: str, key: str) -> Any:
     return LABELS.get(table, {}).get(key) or COMMON.get(key) or key
 
 
+CACHE_KEY = "avhopp.stats_cache"
+
+
 def _compute() -> services.Statistics:
-    return services.compute(request_session(), now=now(), orders=ORDERS,
-                            threshold=int(current_app.config.get("STATS_MIN_CELL", 5)))
+    """The counts, kept for STATS_CACHE_SECONDS (default 600) per process: they are aggregates
+    only, and opening every consenting defector's environment takes seconds at 10,000 tracks."""
+    threshold = int(current_app.config.get("STATS_MIN_CELL", 5))
+    ttl = float(current_app.config.get("STATS_CACHE_SECONDS", 600))
+    moment = now()
+    cached = current_app.extensions.get(CACHE_KEY)
+    if cached is not None:
+        made, made_threshold, stats = cached
+        if made_threshold == threshold and dt.timedelta(0) <= moment - made <= \
+                dt.timedelta(seconds=ttl):
+            return stats  # type: ignore[no-any-return]
+    stats = services.compute(request_session(), now=moment, orders=ORDERS, threshold=threshold)
+    current_app.extensions[CACHE_KEY] = (moment, threshold, stats)
+    return stats
 
 
 @bp.route("/")

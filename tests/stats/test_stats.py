@@ -151,3 +151,14 @@ def test_statistics_page_of_an_empty_database(app, db, clock):
     page = client.get("/stats/")
     assert page.status_code == 200
     assert client.get("/stats/export.csv").status_code == 200
+
+
+def test_statistics_are_recomputed_after_the_cache_period(app, db, clock):
+    board = make_user(app, role="board")
+    client = app.test_client()
+    login(client, board, clock)
+    assert "(0 ärenden)" in client.get("/stats/").get_data(as_text=True)
+    _population(app, db)
+    assert "(0 ärenden)" in client.get("/stats/").get_data(as_text=True)
+    clock.advance(seconds=601)
+    assert "(14 ärenden)" in client.get("/stats/").get_data(as_text=True)
