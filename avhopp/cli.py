@@ -17,6 +17,9 @@ from avhopp import migrate
 from avhopp.audit.cli import audit as audit_group
 from avhopp.cases.seed import dev as dev_group
 from avhopp.config import DEV_SECRET_PREFIX, resolve_paths_only
+from avhopp.privacy.cli import backup as backup_group
+from avhopp.privacy.cli import imports as import_group
+from avhopp.privacy.cli_retention import retention as retention_group
 
 
 def _create_app() -> Any:
@@ -379,6 +382,9 @@ def keys_rotate_index(field: str, population: int | None) -> None:
 
 main.add_command(audit_group)
 main.add_command(dev_group)
+main.add_command(backup_group)
+main.add_command(retention_group)
+main.add_command(import_group)
 
 
 def run() -> None:  # pragma: no cover - console entry helper

@@ -20,6 +20,11 @@ MATRIX: dict[str, frozenset[str]] = {
     "tracks.assign": frozenset({"coordinator"}),
     "tracks.work": frozenset({"coordinator", "support_worker"}),
     "tracks.break_glass": frozenset({"coordinator", "support_worker"}),
+    # Data lifecycle (docs/security.md, "Data lifecycle").
+    "privacy.erase": frozenset({"coordinator"}),
+    "privacy.extract": frozenset({"coordinator"}),
+    "privacy.retention": frozenset({"coordinator"}),
+    "stats.view": frozenset({"coordinator", "board"}),
 }
 
 ROLES = ("admin", "coordinator", "support_worker", "board")

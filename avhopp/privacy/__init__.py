@@ -1,0 +1,1 @@
+"""Data lifecycle: backup and restore, erasure, register extracts, retention."""

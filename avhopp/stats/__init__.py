@@ -1,0 +1,1 @@
+"""Anonymised statistics for the board and funders: counts with small cells suppressed."""
