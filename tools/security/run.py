@@ -51,8 +51,11 @@ def sqlmap(target: dict[str, Any], base: str, cookie: str, out: Path) -> dict[st
 
 
 def wapiti(base: str, cookie: str, out: Path) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
     report = out / "wapiti.json"
-    args = ["wapiti", "-u", base + "/", "--scope", "folder", "-m", WAPITI_MODULES,
+    # Debian's wapiti breaks on `-x` under Python 3.11; the wrapper fixes that one function.
+    args = ["/usr/bin/python3", str(ROOT / "tools/security/wapiti_py311.py"), "-u", base + "/",
+            "--scope", "folder", "-m", WAPITI_MODULES,
             "-H", f"Cookie: {cookie}", "-x", base + "/logout", "-x", base + "/account/*",
             "--flush-session", "--max-scan-time", "600", "--max-attack-time", "120",
             "-f", "json", "-o", str(report), "--store-session", str(out / "session")]
@@ -123,8 +126,8 @@ def write_report(results: list[dict[str, Any]], verified: bool) -> None:
     versions = []
     for tool in (["sqlmap", "--version"], ["wapiti", "--version"]):
         done = subprocess.run(tool, capture_output=True, text=True, check=False)  # nosec
-        versions.append((done.stdout + done.stderr).strip().splitlines()[-1:][0]
-                        if (done.stdout + done.stderr).strip() else tool[0])
+        found = re.search(r"(\d+\.\d+[.\d]*)", done.stdout + done.stderr)
+        versions.append(f"{tool[0]} {found.group(1) if found else '(version unknown)'}")
     lines = [
         "# Security scan", "",
         "Written by `make security` (`python -m tools.security.run`); do not edit by hand.", "",
