@@ -43,7 +43,9 @@ def test_a_canary_in_every_text_field_of_a_track_is_nowhere_in_plaintext(app, db
     track = cases.open_defector_track(
         db, actor=coordinator, owner_id=worker.id, referral_source="police", now=NOW,
         consents=[casework.ConsentInput(consent_type="processing", form="written",
-                                        valid_from=TODAY, purpose=c("processing"))],
+                                        valid_from=TODAY, purpose=c("processing")),
+                  casework.ConsentInput(consent_type="special_category", form="written",
+                                        valid_from=TODAY)],
         person=casework.PersonInput(
             name=c("name"), alias=c("alias"), address=c("address"),
             email="kanariefagel.d2@example.com", phone="+46701740677",

@@ -48,6 +48,7 @@ def open_track(visit: Visit, name: str) -> tuple[str, str]:
     expect(page.get_by_text("1. Samtycke")).to_be_visible()
     visit.shot("intake")
     page.locator("input[name=consent_given]").check()
+    page.locator("input[name=special_consent_given]").check()
     page.locator("select[name=consent_form]").select_option("written")
     page.locator("input[name=name]").fill(name)
     page.locator("input[name=phone]").fill("070-123 45 67")
