@@ -29,6 +29,7 @@ from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 from avhopp.cases.models import (
     ARENAS,
     ENVIRONMENTS,
+    GENDERS,
     INVOLVEMENTS,
     MEASURE_KINDS,
     MEASURE_STATUSES,
@@ -89,6 +90,8 @@ SENSITIVITY_LABELS = {"normal": _l("Normal"), "team": _l("Team only"),
 ARENA_LABELS = {"physical_group": _l("Physical group"), "online": _l("Online"),
                 "prison": _l("Prison"),
                 "conflict_zone_returnee": _l("Returnee from a conflict zone")}
+GENDER_LABELS = {"woman": _l("Woman"), "man": _l("Man"), "non_binary": _l("Non-binary"),
+                 "not_stated": _l("Not stated")}
 YES_NO_LABELS = {"yes": _l("Yes"), "no": _l("No"), "unknown": _l("Not known")}
 PURPOSE_LABELS = {
     "casework": _l("Casework"), "planning": _l("Planning"), "follow_up": _l("Follow-up"),
@@ -173,6 +176,7 @@ def _check_labels() -> None:
                           (AGENCY_LABELS, AGENCIES), (LEGAL_BASIS_LABELS, LEGAL_BASES),
                           (MEASURE_KIND_LABELS, MEASURE_KINDS),
                           (SENSITIVITY_LABELS, SENSITIVITIES), (ARENA_LABELS, ARENAS),
+                          (GENDER_LABELS, GENDERS),
                           (MEASURE_STATUS_LABELS, MEASURE_STATUSES)):
         if set(labels) != set(codes):
             raise RuntimeError("a label table does not match its vocabulary")
@@ -513,7 +517,7 @@ class OwnerForm(FlaskForm):
         _check_uuid(field, _l("Choose a staff member."))
 
 
-CASE_PARTS = ("background", "safe_contact", "safety_plan")
+CASE_PARTS = ("person_details", "background", "safe_contact", "safety_plan")
 
 
 class CaseForm(FlaskForm):
@@ -522,6 +526,15 @@ class CaseForm(FlaskForm):
 
     part = HiddenField(validators=[DataRequired()])
     version = IntegerField(widget=HiddenInput(), validators=VERSION_VALIDATORS)
+    gender = SelectField(_l("Gender"), choices=choices(GENDER_LABELS, blank=_l("Not recorded")),
+                         validators=[Optional()])
+    language = StringField(_l("Language (optional)"), validators=[Optional(), Length(max=100)])
+    interpreter_needed = SelectField(
+        _l("Needs an interpreter?"), choices=choices(YES_NO_LABELS, blank=_l("Not recorded")),
+        validators=[Optional()])
+    children_in_household = SelectField(
+        _l("Children in the household?"),
+        choices=choices(YES_NO_LABELS, blank=_l("Not recorded")), validators=[Optional()])
     environment = SelectField(_l("Environment"),
                               choices=choices(ENVIRONMENT_LABELS, blank=_l("Not recorded")),
                               validators=[Optional()])

@@ -19,6 +19,7 @@ from avhopp.audit.services import record, register_actions
 from avhopp.cases.models import (
     ARENAS,
     ENVIRONMENTS,
+    GENDERS,
     INVOLVEMENTS,
     MEASURE_KINDS,
     MEASURE_STATUSES,
@@ -52,15 +53,22 @@ register_actions({
     "protection.measure_updated": frozenset({"measure_id", "fields", "reason"}),
 })
 
-SECTIONS = ("background", "safe_contact", "risk", "protection", "closure")
+SECTIONS = ("person_details", "background", "safe_contact", "risk", "protection", "closure")
+PERSON_DETAIL_FIELDS = ("gender", "language", "interpreter_needed", "children_in_household")
 BACKGROUND_FIELDS = ("environment", "involvement", "years_in_environment", "arena",
                      "reasons_for_leaving", "voluntariness_confirmed_on")
 SAFE_CONTACT_FIELDS = ("safe_contact_channel", "safe_contact_times", "safe_contact_code_word",
                        "safe_contact_may_leave_messages", "environment_knows_of_contact")
 # The case fields an edit may change (Z4: everything else is set by its own service).
-CASE_FIELDS = (*BACKGROUND_FIELDS, *SAFE_CONTACT_FIELDS, "safety_plan")
+CASE_FIELDS = (*PERSON_DETAIL_FIELDS, *BACKGROUND_FIELDS, *SAFE_CONTACT_FIELDS, "safety_plan")
 YES_NO = ("yes", "no", "unknown")
 MEASURE_FIELDS = ("status", "started_on", "ended_on", "note")
+# The case fields that take a code from a list.
+CASE_CHOICES: dict[str, tuple[str, ...]] = {
+    "environment": ENVIRONMENTS, "involvement": INVOLVEMENTS, "arena": ARENAS, "gender": GENDERS,
+    "safe_contact_may_leave_messages": YES_NO, "environment_knows_of_contact": YES_NO,
+    "interpreter_needed": YES_NO, "children_in_household": YES_NO,
+}
 
 
 @dataclass(frozen=True)
@@ -80,20 +88,16 @@ def _case_values(changes: Mapping[str, Any]) -> dict[str, Any]:
             raise ValidationError("not a case field", code="case_field")
         if value is None:
             values[name] = None
-        elif name == "environment":
-            values[name] = choice(value, ENVIRONMENTS, name)
-        elif name == "involvement":
-            values[name] = choice(value, INVOLVEMENTS, name)
-        elif name == "arena":
-            values[name] = choice(value, ARENAS, name)
-        elif name in ("safe_contact_may_leave_messages", "environment_knows_of_contact"):
-            values[name] = choice(value, YES_NO, name)
+        elif name in CASE_CHOICES:
+            values[name] = choice(value, CASE_CHOICES[name], name)
         elif name == "years_in_environment":
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 80:
                 raise ValidationError("years from 0 to 80", code=name)
             values[name] = value
         elif name == "voluntariness_confirmed_on":
             values[name] = a_date(value, name)
+        elif name == "language":
+            values[name] = clean_text(value, code=name, max_length=100)
         else:
             values[name] = clean_text(value, code=name, max_length=MAX_LONG_TEXT)
     return values
@@ -427,6 +431,7 @@ class DefectorContent:
     via: str
     case_version: int
     background: dict[str, Any] | None = None
+    person_details: dict[str, Any] | None = None
     safe_contact: dict[str, Any] | None = None
     risk: list[RiskView] | None = None
     current_risk_level: str | None = None
@@ -457,6 +462,8 @@ def read_defector_content(
     content: dict[str, Any] = {"code": track.code, "via": access.via,
                                "case_version": case.version,
                                "current_risk_level": track.risk_level}
+    if "person_details" in chosen:
+        content["person_details"] = {name: getattr(case, name) for name in PERSON_DETAIL_FIELDS}
     if "background" in chosen:
         content["background"] = {name: getattr(case, name) for name in BACKGROUND_FIELDS}
     if "safe_contact" in chosen:

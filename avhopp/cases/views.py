@@ -37,6 +37,7 @@ from avhopp.cases.forms import (
     CONTACT_TYPE_LABELS,
     DIMENSION_LABELS,
     ENVIRONMENT_LABELS,
+    GENDER_LABELS,
     GOAL_STATUS_LABELS,
     INVOLVEMENT_LABELS,
     LEGAL_BASIS_LABELS,
@@ -74,7 +75,7 @@ from avhopp.cases.forms import (
     StatusForm,
 )
 from avhopp.cases.models import RISK_DIMENSIONS
-from avhopp.cases.services import BACKGROUND_FIELDS, SAFE_CONTACT_FIELDS
+from avhopp.cases.services import BACKGROUND_FIELDS, PERSON_DETAIL_FIELDS, SAFE_CONTACT_FIELDS
 from avhopp.casework import queries
 from avhopp.casework import services as casework
 from avhopp.casework.queries import TrackFilter
@@ -95,6 +96,7 @@ LABELS = {
     "consent_form": CONSENT_FORM_LABELS, "category": CATEGORY_LABELS, "agency": AGENCY_LABELS,
     "legal_basis": LEGAL_BASIS_LABELS, "measure_kind": MEASURE_KIND_LABELS,
     "measure_status": MEASURE_STATUS_LABELS, "arena": ARENA_LABELS, "yes_no": YES_NO_LABELS,
+    "gender": GENDER_LABELS,
 }
 
 
@@ -330,8 +332,8 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
     return render_template("cases/track.html", row=row, **forms), status
 
 
-CASE_PART_FIELDS = {"background": BACKGROUND_FIELDS, "safe_contact": SAFE_CONTACT_FIELDS,
-                    "safety_plan": ("safety_plan",)}
+CASE_PART_FIELDS = {"person_details": PERSON_DETAIL_FIELDS, "background": BACKGROUND_FIELDS,
+                    "safe_contact": SAFE_CONTACT_FIELDS, "safety_plan": ("safety_plan",)}
 
 
 def _case_forms(defector: Any, posted: CaseForm | None) -> dict[str, CaseForm]:
@@ -342,7 +344,8 @@ def _case_forms(defector: Any, posted: CaseForm | None) -> dict[str, CaseForm]:
     if defector is None:
         return {}
     found: dict[str, CaseForm] = {}
-    for part, values in (("background", defector.background),
+    for part, values in (("person_details", defector.person_details),
+                         ("background", defector.background),
                          ("safe_contact", defector.safe_contact),
                          ("safety_plan", {"safety_plan": defector.safety_plan}
                           if defector.measures is not None else None)):

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from avhopp.cases.models import DefectorCase
+from avhopp.casework import services as casework
 from avhopp.casework.models import AgencyContact, Consent, JournalEntry, PlanGoal, Track
 from tests.cases.test_views import INTAKE, logged_in, open_by_intake, post, text
 from tests.cases.test_views_sections import GOAL, one, post_multi
-from avhopp.casework import services as casework
 from tests.casework.helpers import NOW, events, open_defector
 from tests.conftest import make_user, post_form
 
@@ -219,3 +219,24 @@ def test_another_teams_worker_is_refused_on_the_new_routes(app, db, clock):
     assert [(o, d["need"]) for o, d in denied] == [("denied", "work")] * len(routes)
     assert [o for o, _ in events(db, "case.updated")] == []
     assert events(db, "plan.goal_updated") == []
+
+
+def test_person_details_are_edited_encrypted_and_shown_on_request(app, db, clock):
+    client, _coordinator = logged_in(app, clock, "coordinator")
+    track_id = open_by_intake(client)
+    saved = post(client, f"/tracks/{track_id}/case", version=case_version(db, track_id),
+                 part="person_details", gender="woman", language="Arabiska",
+                 interpreter_needed="yes", children_in_household="no")
+    assert saved.status_code == 302
+    assert events(db, "case.updated")[-1] == (
+        "success", {"fields": "children_in_household,gender,interpreter_needed,language"})
+    raw = db.execute(select(DefectorCase.__table__.c.language_enc)).scalar_one()
+    assert b"Arabiska" not in bytes(raw)
+    db.rollback()
+    shown = text(post(client, f"/tracks/{track_id}/content", purpose="casework"))
+    assert "Arabiska" in shown and "Kvinna" in shown
+    bad = post(client, f"/tracks/{track_id}/case", version=case_version(db, track_id),
+               part="person_details", gender="robot", language="", interpreter_needed="",
+               children_in_household="")
+    assert bad.status_code == 200
+    assert "Inte sparat" in text(bad)
