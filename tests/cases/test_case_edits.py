@@ -240,3 +240,33 @@ def test_person_details_are_edited_encrypted_and_shown_on_request(app, db, clock
                children_in_household="")
     assert bad.status_code == 200
     assert "Inte sparat" in text(bad)
+
+
+def test_the_board_sees_disclosures_on_a_legal_basis_flagged(app, db, clock):
+    client, _coordinator = logged_in(app, clock, "coordinator")
+    track_id = open_by_intake(client)
+    post_multi(client, f"/tracks/{track_id}/consents", {
+        "consent_type": "sharing", "form": "written", "valid_from": "2026-11-01",
+        "valid_to": "", "recipient_agency": "police", "recipient": "", "purpose": "",
+        "withheld": ""}, scope=["identity"])
+    consent_id = db.scalars(select(Consent.id).where(Consent.consent_type == "sharing")).one()
+    db.rollback()
+    contact = {"occurred_at": "2026-11-02T08:00", "agency": "police", "unit": "",
+               "contact_role": "", "purpose": "", "outcome": ""}
+    on_consent = post_multi(client, f"/tracks/{track_id}/agency-contacts", {
+        **contact, "legal_basis": "consent", "consent_id": str(consent_id)},
+        categories=["identity"])
+    on_law = post_multi(client, f"/tracks/{track_id}/agency-contacts", {
+        **contact, "legal_basis": "vital_interest", "consent_id": ""},
+        categories=["identity", "risk_threat"])
+    assert (on_consent.status_code, on_law.status_code) == (302, 302)
+
+    board, _member = logged_in(app, clock, "board")
+    flagged = text(board.get("/audit/?flag=legal_basis"))
+    row = '<span class="code">agency.contact_added</span>'
+    assert flagged.count(row) == 1
+    assert "legal_basis=vital_interest" in flagged
+    assert "Utlämnande utan samtycke" in flagged
+    every = text(board.get("/audit/?action=agency.contact_added"))
+    assert every.count(row) == 2
+    assert every.count('class="flag flag-legal_basis"') == 1
