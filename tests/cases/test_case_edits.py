@@ -16,7 +16,7 @@ from avhopp.casework.models import AgencyContact, Consent, JournalEntry, PlanGoa
 from tests.cases.test_views import INTAKE, logged_in, open_by_intake, post, text
 from tests.cases.test_views_sections import GOAL, one, post_multi
 from tests.casework.helpers import NOW, events, open_defector
-from tests.conftest import make_user, post_form
+from tests.conftest import csrf_token, make_user, post_form
 
 BACKGROUND = {"part": "background", "environment": "autonomous_left", "involvement": "active",
               "years_in_environment": "3", "arena": "online",
@@ -270,3 +270,22 @@ def test_the_board_sees_disclosures_on_a_legal_basis_flagged(app, db, clock):
     every = text(board.get("/audit/?action=agency.contact_added"))
     assert every.count(row) == 2
     assert every.count('class="flag flag-legal_basis"') == 1
+
+
+def test_board_and_admin_are_refused_on_the_new_routes(app, db, clock):
+    coordinator = make_user(app, role="coordinator")
+    track_id = open_defector(db, coordinator).id
+    for role in ("board", "admin"):
+        client, _member = logged_in(app, clock, role)
+        before = len(events(db, "security.access_denied"))
+        token = csrf_token(client, "/account")
+        for route, data in (("case", {"version": "1", **SAFE}),
+                            ("goals/edit", {"goal_id": str(uuid.uuid4()), "version": "1",
+                                            **GOAL})):
+            response = client.post(f"/tracks/{track_id}/{route}",
+                                   data={"csrf_token": token, **data})
+            assert response.status_code == 403, (role, route)
+            assert "Anna Andersson" not in text(response)
+        gate = events(db, "security.access_denied")[before:]
+        assert [(o, d.get("permission")) for o, d in gate] == [("denied", "tracks.work")] * 2
+    assert events(db, "case.updated") == []
