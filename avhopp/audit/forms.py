@@ -21,6 +21,7 @@ FLAG_LABELS = {
     "high_volume": _l("Unusual volume"),
     "denied": _l("Denied attempt"),
     "export": _l("Export"),
+    "legal_basis": _l("Disclosure without consent"),
 }
 # The unusual-volume flag groups reads per person and hour; a bounded period keeps it quick.
 VOLUME_MAX_DAYS = 31

@@ -22,7 +22,11 @@ BREAK_GLASS_PREFIX = "track.break_glass"
 READ_VERBS = (
     "viewed", "listed", "searched", "exported", "opened", "downloaded", "content_read",
 )
-FLAGS = ("break_glass", "after_hours", "high_volume", "denied", "export")
+# A disclosure to an authority without the person's consent, on a stated legal basis: the
+# board reviews each one (the casework services record it under this action).
+DISCLOSURE_ACTION = "agency.contact_added"
+ON_CONSENT = '"legal_basis":"consent"'
+FLAGS = ("break_glass", "after_hours", "high_volume", "denied", "export", "legal_basis")
 OUTCOMES = ("success", "denied", "error")
 PAGE_SIZE = 50
 
@@ -162,6 +166,12 @@ def _conditions(
             lambda a: a.endswith(".exported")))
     elif flt.flag == "after_hours":
         conditions.append(_after_hours_condition(session, settings))
+    elif flt.flag == "legal_basis":
+        # Details are compact JSON with sorted keys (audit.services), so the consent basis
+        # has exactly one spelling.
+        conditions.extend([AuditEvent.action == DISCLOSURE_ACTION,
+                           AuditEvent.outcome == "success",
+                           AuditEvent.details.not_like(f"%{ON_CONSENT}%")])
     elif flt.flag == "high_volume":
         bucket = _hour_bucket(session)
         # The suffix form when a period is given, on purpose: the planner should then walk the
@@ -227,7 +237,19 @@ def _flags(event: AuditEvent, settings: AuditSettings, volume: _VolumeCounter) -
         flags.append("denied")
     if event.action.endswith(".exported"):
         flags.append("export")
+    if _is_legal_basis_disclosure(event):
+        flags.append("legal_basis")
     return tuple(flags)
+
+
+def _is_legal_basis_disclosure(event: AuditEvent) -> bool:
+    if event.action != DISCLOSURE_ACTION or event.outcome != "success":
+        return False
+    try:
+        details = json.loads(event.details) if event.details else {}
+    except ValueError:
+        return False
+    return isinstance(details, dict) and details.get("legal_basis", "consent") != "consent"
 
 
 def _row(event: AuditEvent, username: str | None, settings: AuditSettings,

@@ -97,6 +97,8 @@ REASON_CODES = frozenset(
         "idle_timeout",
         "absolute_timeout",
         "stale_version",
+        # Special-category data (environment, background) without that consent in force.
+        "consent_required",
     }
 )
 

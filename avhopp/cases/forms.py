@@ -27,7 +27,9 @@ from wtforms.validators import ValidationError as FieldError
 from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
 from avhopp.cases.models import (
+    ARENAS,
     ENVIRONMENTS,
+    GENDERS,
     INVOLVEMENTS,
     MEASURE_KINDS,
     MEASURE_STATUSES,
@@ -45,6 +47,7 @@ from avhopp.casework.models import (
     LIFE_DOMAINS,
     REFERRAL_SOURCES,
     RISK_LEVELS,
+    SENSITIVITIES,
     STATUSES,
 )
 from avhopp.casework.services import PURPOSES
@@ -82,7 +85,14 @@ CONTACT_TYPE_LABELS = {
     "authority_visit": _l("Visit to an authority"),
     "attempt_without_contact": _l("Attempt without contact"),
 }
-SENSITIVITY_LABELS = {"normal": _l("Normal"), "team": _l("Team only")}
+SENSITIVITY_LABELS = {"normal": _l("Normal"), "team": _l("Team only"),
+                      "named": _l("Named users only")}
+ARENA_LABELS = {"physical_group": _l("Physical group"), "online": _l("Online"),
+                "prison": _l("Prison"),
+                "conflict_zone_returnee": _l("Returnee from a conflict zone")}
+GENDER_LABELS = {"woman": _l("Woman"), "man": _l("Man"), "non_binary": _l("Non-binary"),
+                 "not_stated": _l("Not stated")}
+YES_NO_LABELS = {"yes": _l("Yes"), "no": _l("No"), "unknown": _l("Not known")}
 PURPOSE_LABELS = {
     "casework": _l("Casework"), "planning": _l("Planning"), "follow_up": _l("Follow-up"),
     "supervision": _l("Supervision"), "emergency": _l("Emergency"),
@@ -165,12 +175,21 @@ def _check_labels() -> None:
                           (CONSENT_FORM_LABELS, CONSENT_FORMS), (CATEGORY_LABELS, DATA_CATEGORIES),
                           (AGENCY_LABELS, AGENCIES), (LEGAL_BASIS_LABELS, LEGAL_BASES),
                           (MEASURE_KIND_LABELS, MEASURE_KINDS),
+                          (SENSITIVITY_LABELS, SENSITIVITIES), (ARENA_LABELS, ARENAS),
+                          (GENDER_LABELS, GENDERS),
                           (MEASURE_STATUS_LABELS, MEASURE_STATUSES)):
         if set(labels) != set(codes):
             raise RuntimeError("a label table does not match its vocabulary")
 
 
 _check_labels()
+
+
+class CheckboxesField(SelectMultipleField):
+    """A choice of several codes, shown as checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
 
 
 class ListForm(FlaskForm):
@@ -239,6 +258,11 @@ class IntakeForm(FlaskForm):
                         render_kw={"autocomplete": "off"})
     referral_source = SelectField(_l("Referred by"), choices=choices(REFERRAL_LABELS),
                                   validators=[InputRequired()])
+    special_consent_given = BooleanField(
+        _l("The person consents to the processing of special-category data (environment and "
+           "background)"),
+        description=_l("Needed to record environment or involvement; leave both empty "
+                       "otherwise."))
     environment = SelectField(_l("Environment"),
                               choices=choices(ENVIRONMENT_LABELS, blank=_l("Not recorded")),
                               validators=[Optional()])
@@ -246,6 +270,16 @@ class IntakeForm(FlaskForm):
                               choices=choices(INVOLVEMENT_LABELS, blank=_l("Not recorded")),
                               validators=[Optional()])
     create_anyway = BooleanField(_l("Create a new track anyway"))
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        if not super().validate(extra_validators):
+            return False
+        if (self.environment.data or self.involvement.data) and not self.special_consent_given.data:
+            self.special_consent_given.errors = [_l(
+                "Environment and involvement are special-category data: record the person's "
+                "consent to them first, or leave them empty.")]
+            return False
+        return True
 
 
 class ContentForm(FlaskForm):
@@ -267,6 +301,20 @@ class JournalForm(FlaskForm):
     note = TextAreaField(_l("Note"), validators=[DataRequired(), Length(max=20_000)])
     sensitivity = SelectField(_l("Who may read the entry"), choices=choices(SENSITIVITY_LABELS),
                               validators=[InputRequired()])
+    # The view offers the track's team (not the whole staff); the service checks the team again.
+    # No Optional(): it would stop the chain before validate_named_user_ids when empty.
+    named_user_ids = CheckboxesField(_l("Team members who may read the entry"), choices=[],
+                                     validate_choice=False)
+
+    def validate_named_user_ids(self, field: Any) -> None:
+        chosen = list(field.data or [])
+        for value in chosen:
+            _check_uuid_value(value, _l("Choose team members from the list."))
+        if self.sensitivity.data == "named" and not chosen:
+            raise FieldError(_l("Name the team members who may read the entry."))
+        if self.sensitivity.data != "named" and chosen:
+            raise FieldError(_l("Team members are named only for entries shown to named "
+                                "users."))
 
 
 class CorrectionForm(FlaskForm):
@@ -325,17 +373,14 @@ class BreakGlassForm(FlaskForm):
 
 
 def _check_uuid(field: Any, message: Any) -> None:
+    _check_uuid_value(field.data, message)
+
+
+def _check_uuid_value(value: Any, message: Any) -> None:
     try:
-        uuid.UUID(str(field.data))
+        uuid.UUID(str(value))
     except ValueError:
         raise FieldError(message) from None
-
-
-class CheckboxesField(SelectMultipleField):
-    """A choice of several codes, shown as checkboxes."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 VERSION_VALIDATORS = [InputRequired(), NumberRange(min=0, max=2**31)]
@@ -345,9 +390,26 @@ class GoalForm(FlaskForm):
     life_domain = SelectField(_l("Life domain"), choices=choices(LIFE_DOMAIN_LABELS),
                               validators=[InputRequired()])
     goal = TextAreaField(_l("Goal"), validators=[DataRequired(), Length(max=20_000)])
+    sub_goal = TextAreaField(_l("Sub-goal (optional)"),
+                             validators=[Optional(), Length(max=20_000)])
+    intervention = TextAreaField(_l("Intervention (optional)"),
+                                 validators=[Optional(), Length(max=20_000)])
+    provider = StringField(_l("Provider (optional)"), validators=[Optional(), Length(max=500)])
+    start_on = DateField(_l("Start date (optional)"), validators=[Optional()])
     target_on = DateField(_l("Target date (optional)"), validators=[Optional()])
+    agreed_on = DateField(_l("Agreed with the client on (optional)"), validators=[Optional()])
     status = SelectField(_l("Goal status"), choices=choices(GOAL_STATUS_LABELS),
                          default="not_started", validators=[InputRequired()])
+
+
+class GoalEditForm(GoalForm):
+    """Every field of an existing goal, saved at the version the user saw."""
+
+    goal_id = HiddenField(validators=[DataRequired()])
+    version = IntegerField(widget=HiddenInput(), validators=VERSION_VALIDATORS)
+
+    def validate_goal_id(self, field: HiddenField) -> None:
+        _check_uuid(field, _l("Choose a goal."))
 
 
 class GoalStatusForm(FlaskForm):
@@ -373,6 +435,11 @@ class ConsentForm(FlaskForm):
                        validators=[InputRequired()])
     valid_from = DateField(_l("Valid from"), validators=[InputRequired()])
     valid_to = DateField(_l("Valid to (optional)"), validators=[Optional()])
+    purpose = TextAreaField(_l("Purpose (optional)"), validators=[Optional(), Length(max=20_000)])
+    withheld = TextAreaField(
+        _l("What must be withheld, and from whom (optional)"),
+        validators=[Optional(), Length(max=20_000)],
+        description=_l("For example what a named relative must not be told."))
 
 
 class RevokeConsentForm(FlaskForm):
@@ -395,7 +462,10 @@ class AgencyContactForm(FlaskForm):
                               validators=[InputRequired()])
     # The view offers the track's consents; the service checks the one chosen.
     consent_id = SelectField(_l("Consent"), validate_choice=False, validators=[Optional()])
+    contact_role = StringField(_l("Contact person's role (optional)"),
+                               validators=[Optional(), Length(max=500)])
     purpose = TextAreaField(_l("Purpose (optional)"), validators=[Optional(), Length(max=20_000)])
+    outcome = TextAreaField(_l("Outcome (optional)"), validators=[Optional(), Length(max=20_000)])
 
     def validate_consent_id(self, field: SelectField) -> None:
         if field.data:
@@ -445,3 +515,55 @@ class OwnerForm(FlaskForm):
 
     def validate_owner_id(self, field: SelectField) -> None:
         _check_uuid(field, _l("Choose a staff member."))
+
+
+CASE_PARTS = ("person_details", "background", "safe_contact", "safety_plan")
+
+
+class CaseForm(FlaskForm):
+    """One part of the defector case (background, safe contact or safety plan), saved at the
+    version the user saw; the view passes only the chosen part's fields to the service."""
+
+    part = HiddenField(validators=[DataRequired()])
+    version = IntegerField(widget=HiddenInput(), validators=VERSION_VALIDATORS)
+    gender = SelectField(_l("Gender"), choices=choices(GENDER_LABELS, blank=_l("Not recorded")),
+                         validators=[Optional()])
+    language = StringField(_l("Language (optional)"), validators=[Optional(), Length(max=100)])
+    interpreter_needed = SelectField(
+        _l("Needs an interpreter?"), choices=choices(YES_NO_LABELS, blank=_l("Not recorded")),
+        validators=[Optional()])
+    children_in_household = SelectField(
+        _l("Children in the household?"),
+        choices=choices(YES_NO_LABELS, blank=_l("Not recorded")), validators=[Optional()])
+    environment = SelectField(_l("Environment"),
+                              choices=choices(ENVIRONMENT_LABELS, blank=_l("Not recorded")),
+                              validators=[Optional()])
+    involvement = SelectField(_l("Involvement"),
+                              choices=choices(INVOLVEMENT_LABELS, blank=_l("Not recorded")),
+                              validators=[Optional()])
+    years_in_environment = IntegerField(_l("Years in the environment (optional)"),
+                                        validators=[Optional(), NumberRange(min=0, max=80)])
+    arena = SelectField(_l("Arena"), choices=choices(ARENA_LABELS, blank=_l("Not recorded")),
+                        validators=[Optional()])
+    reasons_for_leaving = TextAreaField(_l("Reasons for leaving (optional)"),
+                                        validators=[Optional(), Length(max=20_000)])
+    voluntariness_confirmed_on = DateField(_l("Voluntariness confirmed on (optional)"),
+                                           validators=[Optional()])
+    safe_contact_channel = StringField(_l("Safe contact channel (optional)"),
+                                       validators=[Optional(), Length(max=500)])
+    safe_contact_times = StringField(_l("Times when contact is safe (optional)"),
+                                     validators=[Optional(), Length(max=500)])
+    safe_contact_code_word = StringField(_l("Code word (optional)"),
+                                         validators=[Optional(), Length(max=500)],
+                                         render_kw={"autocomplete": "off"})
+    safe_contact_may_leave_messages = SelectField(
+        _l("May we leave messages?"), choices=choices(YES_NO_LABELS, blank=_l("Not recorded")),
+        validators=[Optional()])
+    environment_knows_of_contact = SelectField(
+        _l("Does the environment know of the contact?"),
+        choices=choices(YES_NO_LABELS, blank=_l("Not recorded")), validators=[Optional()])
+    safety_plan = TextAreaField(_l("Safety plan"), validators=[Optional(), Length(max=20_000)])
+
+    def validate_part(self, field: HiddenField) -> None:
+        if field.data not in CASE_PARTS:
+            raise FieldError(_l("The form could not be read. Reload the page and try again."))

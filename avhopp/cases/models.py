@@ -28,6 +28,7 @@ RISK_DIMENSIONS = ("threat_from_environment", "violence_to_others", "re_engageme
 MEASURE_KINDS = ("protected_data", "sheltered_housing", "new_phone_number", "digital_exit",
                  "tattoo_removal", "other")
 MEASURE_STATUSES = ("planned", "applied", "granted", "done", "refused", "stopped")
+GENDERS = ("woman", "man", "non_binary", "not_stated")
 
 
 class DefectorCase(Base):
@@ -58,6 +59,12 @@ class DefectorCase(Base):
     safe_contact_code_word = Encrypted[str]("text", data_class="sensitive")
     safe_contact_may_leave_messages = Encrypted[str]("text")
     environment_knows_of_contact = Encrypted[str]("text", data_class="sensitive")
+    # Person details of the defector track (DOMAIN.md "Person"); kept beside the safe contact,
+    # under the person's key. "yes"/"no"/"unknown" answers are text, as above.
+    gender = Encrypted[str]("text")
+    language = Encrypted[str]("text")
+    interpreter_needed = Encrypted[str]("text")
+    children_in_household = Encrypted[str]("text")
     # Protection
     safety_plan = Encrypted[str]("text", data_class="sensitive")
     # Closure: the reason code is on the Track (both kinds close); these are the defector's.

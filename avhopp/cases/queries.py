@@ -61,3 +61,15 @@ def team(
     ids = team_of(session, track)
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
     return [StaffOption(i, users[i].username, users[i].role) for i in ids if i in users]
+
+
+def team_names(
+    session: Session, *, actor: Actor, track_id: uuid.UUID, now: dt.datetime | None = None,
+) -> list[StaffOption]:
+    """A track's team, owner first, for anyone who may see the track's row (the names are no
+    content: lists show the owner too). Used to name who may read a journal entry."""
+    access = authorize(session, actor=actor, need=Need.SEE, track_id=track_id, now=now)
+    track: Track = access.track_or_fail
+    ids = team_of(session, track)
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
+    return [StaffOption(i, users[i].username, users[i].role) for i in ids if i in users]

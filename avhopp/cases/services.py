@@ -19,6 +19,7 @@ from avhopp.audit.services import record, register_actions
 from avhopp.cases.models import (
     ARENAS,
     ENVIRONMENTS,
+    GENDERS,
     INVOLVEMENTS,
     MEASURE_KINDS,
     MEASURE_STATUSES,
@@ -28,7 +29,7 @@ from avhopp.cases.models import (
     RiskAssessment,
 )
 from avhopp.casework import services as casework
-from avhopp.casework.models import CLOSURE_REASONS, RISK_LEVELS, Track
+from avhopp.casework.models import CLOSURE_REASONS, RISK_LEVELS, Consent, Track
 from avhopp.casework.policy import Need, authorize
 from avhopp.casework.services import (
     MAX_LONG_TEXT,
@@ -52,15 +53,22 @@ register_actions({
     "protection.measure_updated": frozenset({"measure_id", "fields", "reason"}),
 })
 
-SECTIONS = ("background", "safe_contact", "risk", "protection", "closure")
+SECTIONS = ("person_details", "background", "safe_contact", "risk", "protection", "closure")
+PERSON_DETAIL_FIELDS = ("gender", "language", "interpreter_needed", "children_in_household")
 BACKGROUND_FIELDS = ("environment", "involvement", "years_in_environment", "arena",
                      "reasons_for_leaving", "voluntariness_confirmed_on")
 SAFE_CONTACT_FIELDS = ("safe_contact_channel", "safe_contact_times", "safe_contact_code_word",
                        "safe_contact_may_leave_messages", "environment_knows_of_contact")
 # The case fields an edit may change (Z4: everything else is set by its own service).
-CASE_FIELDS = (*BACKGROUND_FIELDS, *SAFE_CONTACT_FIELDS, "safety_plan")
+CASE_FIELDS = (*PERSON_DETAIL_FIELDS, *BACKGROUND_FIELDS, *SAFE_CONTACT_FIELDS, "safety_plan")
 YES_NO = ("yes", "no", "unknown")
 MEASURE_FIELDS = ("status", "started_on", "ended_on", "note")
+# The case fields that take a code from a list.
+CASE_CHOICES: dict[str, tuple[str, ...]] = {
+    "environment": ENVIRONMENTS, "involvement": INVOLVEMENTS, "arena": ARENAS, "gender": GENDERS,
+    "safe_contact_may_leave_messages": YES_NO, "environment_knows_of_contact": YES_NO,
+    "interpreter_needed": YES_NO, "children_in_household": YES_NO,
+}
 
 
 @dataclass(frozen=True)
@@ -80,23 +88,32 @@ def _case_values(changes: Mapping[str, Any]) -> dict[str, Any]:
             raise ValidationError("not a case field", code="case_field")
         if value is None:
             values[name] = None
-        elif name == "environment":
-            values[name] = choice(value, ENVIRONMENTS, name)
-        elif name == "involvement":
-            values[name] = choice(value, INVOLVEMENTS, name)
-        elif name == "arena":
-            values[name] = choice(value, ARENAS, name)
-        elif name in ("safe_contact_may_leave_messages", "environment_knows_of_contact"):
-            values[name] = choice(value, YES_NO, name)
+        elif name in CASE_CHOICES:
+            values[name] = choice(value, CASE_CHOICES[name], name)
         elif name == "years_in_environment":
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 80:
                 raise ValidationError("years from 0 to 80", code=name)
             values[name] = value
         elif name == "voluntariness_confirmed_on":
             values[name] = a_date(value, name)
+        elif name == "language":
+            values[name] = clean_text(value, code=name, max_length=100)
         else:
             values[name] = clean_text(value, code=name, max_length=MAX_LONG_TEXT)
     return values
+
+
+def _special_category_consent(session: Session, track: Track, day: dt.date) -> bool:
+    """Whether the track has a consent to special-category data (GDPR art. 9) in force."""
+    rows = session.scalars(select(Consent).where(Consent.track_id == track.id,
+                                                 Consent.consent_type == "special_category"))
+    return any(row.is_valid_on(day) for row in rows)
+
+
+def _needs_special_category(values: Mapping[str, Any]) -> bool:
+    # Environment and background are art. 9 data: recording them needs that consent first;
+    # clearing them does not.
+    return any(values.get(name) is not None for name in BACKGROUND_FIELDS)
 
 
 def _load_case(session: Session, track: Track) -> DefectorCase:
@@ -129,12 +146,19 @@ def open_defector_track(
     now: dt.datetime | None = None,
 ) -> Track:
     """The intake wizard's end: consent, person, then background (see casework.open_track for
-    the duplicate check). Returns the new track; its code is `track.code`."""
+    the duplicate check). Returns the new track; its code is `track.code`.
+
+    Background is special-category data: it is recorded only together with a consent of type
+    `special_category` (ValidationError `special_category_consent_required` otherwise)."""
     now = _now(now)
     values = _case_values({
         name: getattr(background, name) for name in BACKGROUND_FIELDS
         if background is not None and getattr(background, name) is not None
     })
+    if _needs_special_category(values) and not any(
+            c.consent_type == "special_category" for c in consents):
+        raise ValidationError("background needs a consent to special-category data",
+                              code="special_category_consent_required")
     track = casework.open_track(
         session, actor=actor, kind="defector", consents=consents, person=person,
         referral_source=referral_source, municipality=municipality, owner_id=owner_id,
@@ -163,12 +187,20 @@ def update_case(
     now: dt.datetime | None = None,
 ) -> DefectorCase:
     """Change background, safe-contact or safety-plan fields seen at `expected_version`.
-    A stale version is refused (Conflict `stale_version`), recorded, and overwrites nothing."""
+    A stale version is refused (Conflict `stale_version`), recorded, and overwrites nothing.
+    Background values need a special-category consent in force (recorded when refused)."""
     now = _now(now)
     access = authorize(session, actor=actor, need=Need.WORK, track_id=track_id, now=now)
     track = access.track_or_fail
     case = _load_case(session, track)
     values = _case_values(changes)
+    if _needs_special_category(values) and not _special_category_consent(
+            session, track, now.date()):
+        record(session, action="case.updated", actor=actor, outcome="denied",
+               object_type="track", object_id=track.code,
+               details={"reason": "consent_required"}, now=now)
+        raise ValidationError("background needs a consent to special-category data",
+                              code="special_category_consent_required")
     if case.version != expected_version:
         record(session, action="case.updated", actor=actor, outcome="denied",
                object_type="track", object_id=track.code, details={"reason": "stale_version"},
@@ -326,14 +358,24 @@ def close_track(
     closure_reason: str,
     closing_assessment: str | None = None,
     handed_over_to: str | None = None,
+    expected_version: int | None = None,
     settings: CaseworkSettings | None = None,
     now: dt.datetime | None = None,
 ) -> Track:
     """Close a defector track with a reason (a CLOSURE_REASONS code), the closing assessment and,
-    when handed over, to whom. Reopen with casework.change_status(to_status="active")."""
+    when handed over, to whom. Reopen with casework.change_status(to_status="active").
+
+    `expected_version` is the track's version the closing user saw: if someone changed the
+    track since, the close is refused (Conflict `stale_version`, recorded) and nothing changes."""
     now = _now(now)
     access = authorize(session, actor=actor, need=Need.WORK, track_id=track_id, now=now)
-    case = _load_case(session, access.track_or_fail)
+    track = access.track_or_fail
+    case = _load_case(session, track)
+    if expected_version is not None and track.version != expected_version:
+        record(session, action="track.status_changed", actor=actor, outcome="denied",
+               object_type="track", object_id=track.code, now=now,
+               details={"from_status": track.status, "to_status": "closed"})
+        raise Conflict("the track was changed by someone else", code="stale_version")
     reason = choice(closure_reason, CLOSURE_REASONS, "closure_reason")
     assessment = clean_text(closing_assessment, code="closing_assessment",
                             max_length=MAX_LONG_TEXT)
@@ -342,7 +384,8 @@ def close_track(
         raise ValidationError("say to whom the track was handed over",
                               code="handed_over_to_required")
     track = casework.change_status(session, actor=actor, track_id=track_id, to_status="closed",
-                                   closure_reason=reason, settings=settings, now=now)
+                                   closure_reason=reason, expected_version=expected_version,
+                                   settings=settings, now=now)
     fields = {"closing_assessment": assessment, "handed_over_to": receiver}
     changed = [name for name, value in fields.items() if getattr(case, name) != value]
     for name in changed:
@@ -388,6 +431,7 @@ class DefectorContent:
     via: str
     case_version: int
     background: dict[str, Any] | None = None
+    person_details: dict[str, Any] | None = None
     safe_contact: dict[str, Any] | None = None
     risk: list[RiskView] | None = None
     current_risk_level: str | None = None
@@ -418,6 +462,8 @@ def read_defector_content(
     content: dict[str, Any] = {"code": track.code, "via": access.via,
                                "case_version": case.version,
                                "current_risk_level": track.risk_level}
+    if "person_details" in chosen:
+        content["person_details"] = {name: getattr(case, name) for name in PERSON_DETAIL_FIELDS}
     if "background" in chosen:
         content["background"] = {name: getattr(case, name) for name in BACKGROUND_FIELDS}
     if "safe_contact" in chosen:

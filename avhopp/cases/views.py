@@ -28,6 +28,8 @@ from avhopp.cases import queries as case_queries
 from avhopp.cases import services as cases
 from avhopp.cases.forms import (
     AGENCY_LABELS,
+    ARENA_LABELS,
+    CASE_PARTS,
     CATEGORY_LABELS,
     CLOSURE_LABELS,
     CONSENT_FORM_LABELS,
@@ -35,6 +37,7 @@ from avhopp.cases.forms import (
     CONTACT_TYPE_LABELS,
     DIMENSION_LABELS,
     ENVIRONMENT_LABELS,
+    GENDER_LABELS,
     GOAL_STATUS_LABELS,
     INVOLVEMENT_LABELS,
     LEGAL_BASIS_LABELS,
@@ -47,12 +50,15 @@ from avhopp.cases.forms import (
     RISK_LABELS,
     SENSITIVITY_LABELS,
     STATUS_LABELS,
+    YES_NO_LABELS,
     AgencyContactForm,
     BreakGlassForm,
+    CaseForm,
     CodeSearchForm,
     ConsentForm,
     ContentForm,
     CorrectionForm,
+    GoalEditForm,
     GoalForm,
     GoalStatusForm,
     IdentifierSearchForm,
@@ -69,6 +75,7 @@ from avhopp.cases.forms import (
     StatusForm,
 )
 from avhopp.cases.models import RISK_DIMENSIONS
+from avhopp.cases.services import BACKGROUND_FIELDS, PERSON_DETAIL_FIELDS, SAFE_CONTACT_FIELDS
 from avhopp.casework import queries
 from avhopp.casework import services as casework
 from avhopp.casework.queries import TrackFilter
@@ -88,7 +95,8 @@ LABELS = {
     "goal_status": GOAL_STATUS_LABELS, "consent_type": CONSENT_TYPE_LABELS,
     "consent_form": CONSENT_FORM_LABELS, "category": CATEGORY_LABELS, "agency": AGENCY_LABELS,
     "legal_basis": LEGAL_BASIS_LABELS, "measure_kind": MEASURE_KIND_LABELS,
-    "measure_status": MEASURE_STATUS_LABELS,
+    "measure_status": MEASURE_STATUS_LABELS, "arena": ARENA_LABELS, "yes_no": YES_NO_LABELS,
+    "gender": GENDER_LABELS,
 }
 
 
@@ -134,6 +142,9 @@ def error_message(exc: DomainError) -> str:
         "name_required": _("Give a name."),
         "reassess_by": _("The reassessment date must come after the assessment."),
         "consent_required": _("A consent to processing is needed first."),
+        "special_category_consent_required": _(
+            "Environment and background are special-category data: they are recorded only "
+            "with the person's consent to that, in force. Record the consent first."),
         "no_identifier": _("Give a personnummer, a phone number or an e-mail."),
         "note_required": _("Write a note."),
         "no_valid_consent": _("The contact needs a consent to sharing with this authority that "
@@ -148,6 +159,8 @@ def error_message(exc: DomainError) -> str:
         "not_a_worker": _("Choose an active coordinator or support worker."),
         "already_owner": _("That staff member already owns the track."),
         "owner": _("The owner stays on the team: change the owner first."),
+        "named_users": _("Name at least one other team member who may read the entry."),
+        "named_user_not_team": _("Only members of the track's team can be named."),
     }
     if exc.code in messages:
         return messages[exc.code]
@@ -244,13 +257,16 @@ def intake() -> Any:
     if form.validate_on_submit():
         db = request_session()
         today = now().astimezone(local_zone()).date()
+        consents = [casework.ConsentInput(consent_type="processing",
+                                          form=form.consent_form.data or "", valid_from=today)]
+        if form.special_consent_given.data:
+            consents.append(casework.ConsentInput(consent_type="special_category",
+                                                  form=form.consent_form.data or "",
+                                                  valid_from=today))
         try:
             track = cases.open_defector_track(
                 db, actor=actor(), now=now(), referral_source=form.referral_source.data or "",
-                allow_duplicate=bool(form.create_anyway.data),
-                consents=[casework.ConsentInput(consent_type="processing",
-                                                form=form.consent_form.data or "",
-                                                valid_from=today)],
+                allow_duplicate=bool(form.create_anyway.data), consents=consents,
                 person=casework.PersonInput(
                     name=form.name.data, personnummer=form.personnummer.data or None,
                     phone=form.phone.data or None, email=form.email.data or None),
@@ -296,9 +312,16 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
         "measure_form": MeasureForm(formdata=None),
         "measure_status_form": MeasureStatusForm(formdata=None),
         "remove_member_form": RemoveMemberForm(formdata=None),
+        "goal_edit_form": GoalEditForm(formdata=None),
     }
     forms.update(parts)
+    forms["case_forms"] = _case_forms(parts.get("defector"), parts.get("case_form"))
+    forms["case_part_fields"] = CASE_PART_FIELDS
     _consent_choices(forms["agency_form"], parts.get("content"))
+    names, _error = run(lambda db: case_queries.team_names(db, actor=actor(), track_id=track_id,
+                                                             now=now()))
+    forms["journal_form"].named_user_ids.choices = [
+        (str(m.id), m.username) for m in names if m.id != actor().id]
     if role_has(actor().role, "tracks.assign"):
         forms.setdefault("staff_form", StaffForm(formdata=None))
         forms.setdefault("owner_form", OwnerForm(formdata=None))
@@ -307,6 +330,29 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
         _staff_choices(forms["owner_form"].owner_id, candidates)
         forms["team"] = team
     return render_template("cases/track.html", row=row, **forms), status
+
+
+CASE_PART_FIELDS = {"person_details": PERSON_DETAIL_FIELDS, "background": BACKGROUND_FIELDS,
+                    "safe_contact": SAFE_CONTACT_FIELDS, "safety_plan": ("safety_plan",)}
+
+
+def _case_forms(defector: Any, posted: CaseForm | None) -> dict[str, CaseForm]:
+    """The edit forms of the case's parts: filled from the content just read (a part that was
+    not read, like a hidden safe contact, gets no form), or the one just posted, as posted."""
+    if posted is not None:
+        return {str(posted.part.data): posted} if posted.part.data in CASE_PARTS else {}
+    if defector is None:
+        return {}
+    found: dict[str, CaseForm] = {}
+    for part, values in (("person_details", defector.person_details),
+                         ("background", defector.background),
+                         ("safe_contact", defector.safe_contact),
+                         ("safety_plan", {"safety_plan": defector.safety_plan}
+                          if defector.measures is not None else None)):
+        if values is not None:
+            found[part] = CaseForm(formdata=None, part=part, version=defector.case_version,
+                                   **{k: v for k, v in values.items() if v is not None})
+    return found
 
 
 def _consent_choices(form: AgencyContactForm, content: Any) -> None:
@@ -395,7 +441,8 @@ def add_journal(track_id: uuid.UUID) -> Any:
             contact_achieved=bool(form.contact_achieved.data), note=form.note.data or "",
             participants=form.participants.data or None,
             duration_minutes=form.duration_minutes.data,
-            sensitivity=form.sensitivity.data or "normal"))
+            sensitivity=form.sensitivity.data or "normal",
+            named_user_ids=[uuid.UUID(u) for u in form.named_user_ids.data or []]))
         if error is None:
             flash(_("The journal entry has been saved."), "success")
             return redirect(url_for("cases.track", track_id=track_id))
@@ -452,7 +499,7 @@ def change_status(track_id: uuid.UUID) -> Any:
                 return cases.close_track(
                     db, actor=actor(), track_id=track_id, closure_reason=reason or "",
                     closing_assessment=form.closing_assessment.data or None,
-                    settings=settings(), now=now())
+                    expected_version=form.version.data, settings=settings(), now=now())
             return casework.change_status(
                 db, actor=actor(), track_id=track_id, to_status=form.to_status.data or "",
                 closure_reason=reason, expected_version=form.version.data,
@@ -501,13 +548,64 @@ def add_goal(track_id: uuid.UUID) -> Any:
     form = GoalForm()
     if form.validate_on_submit():
         _goal, error = run(lambda db: casework.add_plan_goal(
-            db, actor=actor(), track_id=track_id, now=now(), goal=casework.GoalInput(
-                life_domain=form.life_domain.data or "", goal=form.goal.data or "",
-                target_on=form.target_on.data, status=form.status.data or "not_started")))
+            db, actor=actor(), track_id=track_id, now=now(), goal=_goal_input(form)))
         if error is None:
             return _saved(track_id, _("The goal has been added to the plan."))
         form.form_errors.append(error_message(error))
     return track_page(track_id, goal_form=form)
+
+
+def _goal_input(form: GoalForm) -> casework.GoalInput:
+    return casework.GoalInput(
+        life_domain=form.life_domain.data or "", goal=form.goal.data or "",
+        sub_goal=form.sub_goal.data or None, intervention=form.intervention.data or None,
+        provider=form.provider.data or None, start_on=form.start_on.data,
+        target_on=form.target_on.data, status=form.status.data or "not_started",
+        agreed_on=form.agreed_on.data)
+
+
+@bp.route("/<uuid:track_id>/goals/edit", methods=["POST"])
+@requires("tracks.work")
+def edit_goal(track_id: uuid.UUID) -> Any:
+    form = GoalEditForm()
+    if form.validate_on_submit():
+        goal = _goal_input(form)
+        changes = {name: getattr(goal, name) for name in casework.GOAL_FIELDS}
+        _goal, error = run(lambda db: casework.update_plan_goal(
+            db, actor=actor(), track_id=track_id, goal_id=uuid.UUID(form.goal_id.data),
+            expected_version=form.version.data, changes=changes, now=now()))
+        if error is None:
+            return _saved(track_id, _("The goal has been saved."))
+        form.form_errors.append(_stale(error, _(
+            "Someone else changed the goal meanwhile: nothing was saved. Show the content "
+            "again, check the goal and try again.")))
+    return track_page(track_id, goal_edit_form=form)
+
+
+@bp.route("/<uuid:track_id>/case", methods=["POST"])
+@requires("tracks.work")
+def update_case(track_id: uuid.UUID) -> Any:
+    form = CaseForm()
+    if form.part.data not in CASE_PARTS:
+        # Only a tampered or outdated page sends this; there is nothing typed to keep.
+        flash(_("The form could not be read. Reload the page and try again."), "error")
+        return redirect(url_for("cases.track", track_id=track_id))
+    if form.validate_on_submit():
+        changes = {name: _blank_is_none(getattr(form, name).data)
+                   for name in CASE_PART_FIELDS[str(form.part.data)]}
+        _case, error = run(lambda db: cases.update_case(
+            db, actor=actor(), track_id=track_id, expected_version=form.version.data,
+            changes=changes, now=now()))
+        if error is None:
+            return _saved(track_id, _("The case has been saved."))
+        form.form_errors.append(_stale(error, _(
+            "Someone else changed the case meanwhile: nothing was saved. Show the content "
+            "again, check the information and try again.")))
+    return track_page(track_id, case_form=form)
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 @bp.route("/<uuid:track_id>/goals/status", methods=["POST"])
@@ -540,7 +638,8 @@ def add_consent(track_id: uuid.UUID) -> Any:
                 consent_type=form.consent_type.data or "", form=form.form.data or "",
                 valid_from=form.valid_from.data, valid_to=form.valid_to.data,
                 recipient_agency=form.recipient_agency.data or None,
-                recipient=form.recipient.data or None, scope=list(form.scope.data or []))))
+                recipient=form.recipient.data or None, scope=list(form.scope.data or []),
+                purpose=form.purpose.data or None, withheld=form.withheld.data or None)))
         if error is None:
             return _saved(track_id, _("The consent has been recorded."))
         form.form_errors.append(error_message(error))
@@ -577,7 +676,8 @@ def add_agency_contact(track_id: uuid.UUID) -> Any:
             legal_basis=form.legal_basis.data or "",
             occurred_at=occurred.replace(tzinfo=local_zone()) if occurred else None,
             consent_id=uuid.UUID(consent) if consent else None,
-            unit=form.unit.data or None, purpose=form.purpose.data or None),
+            unit=form.unit.data or None, contact_role=form.contact_role.data or None,
+            purpose=form.purpose.data or None, outcome=form.outcome.data or None),
             shown=("no_valid_consent",))
         if error is None:
             basis = form.legal_basis.data or ""

@@ -43,7 +43,9 @@ def test_a_canary_in_every_text_field_of_a_track_is_nowhere_in_plaintext(app, db
     track = cases.open_defector_track(
         db, actor=coordinator, owner_id=worker.id, referral_source="police", now=NOW,
         consents=[casework.ConsentInput(consent_type="processing", form="written",
-                                        valid_from=TODAY, purpose=c("processing"))],
+                                        valid_from=TODAY, purpose=c("processing")),
+                  casework.ConsentInput(consent_type="special_category", form="written",
+                                        valid_from=TODAY)],
         person=casework.PersonInput(
             name=c("name"), alias=c("alias"), address=c("address"),
             email="kanariefagel.d2@example.com", phone="+46701740677",
@@ -57,7 +59,8 @@ def test_a_canary_in_every_text_field_of_a_track_is_nowhere_in_plaintext(app, db
     cases.update_case(db, actor=worker, track_id=tid, expected_version=1, now=NOW, changes={
         "safe_contact_channel": c("channel"), "safe_contact_times": c("times"),
         "safe_contact_code_word": c("code_word"), "safety_plan": c("safety_plan"),
-        "safe_contact_may_leave_messages": "no", "environment_knows_of_contact": "unknown"})
+        "safe_contact_may_leave_messages": "no", "environment_knows_of_contact": "unknown",
+        "language": c("language")})
     shared = casework.add_consent(db, actor=worker, track_id=tid, consent=consent, now=NOW)
     entry = casework.add_journal_entry(
         db, actor=worker, track_id=tid, occurred_at=NOW, contact_type="meeting",

@@ -12,7 +12,14 @@ from avhopp.cases.models import RISK_DIMENSIONS, DefectorCase
 from avhopp.casework import services as casework
 from avhopp.casework.models import Track
 from avhopp.errors import Conflict, NotFound, ValidationError
-from tests.casework.helpers import NOW, TODAY, World, events, refused
+from tests.casework.helpers import (
+    NOW,
+    TODAY,
+    World,
+    events,
+    refused,
+    special_category_consent,
+)
 
 LOW = dict.fromkeys(RISK_DIMENSIONS, "low")
 
@@ -38,6 +45,8 @@ def read(db, actor, track_id, sections):
 
 
 def test_a_case_edit_at_the_current_version_is_saved_and_audited(world, db):
+    casework.add_consent(db, actor=world.worker, track_id=world.a, now=NOW,
+                         consent=special_category_consent())
     case = cases.update_case(db, actor=world.worker, track_id=world.a, expected_version=1,
                              changes={"safety_plan": "Byt telefon.", "arena": "online"},
                              now=NOW)

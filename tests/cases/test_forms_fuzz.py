@@ -32,6 +32,8 @@ TRACK_FORMS: list[tuple[str, type]] = [
     ("/break-glass", forms.BreakGlassForm),
     ("/goals", forms.GoalForm),
     ("/goals/status", forms.GoalStatusForm),
+    ("/goals/edit", forms.GoalEditForm),
+    ("/case", forms.CaseForm),
     ("/consents", forms.ConsentForm),
     ("/consents/revoke", forms.RevokeConsentForm),
     ("/agency-contacts", forms.AgencyContactForm),

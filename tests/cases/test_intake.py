@@ -44,10 +44,11 @@ def test_intake_creates_person_track_consent_and_background(app, db, staff):
     person = db.get(Person, track.person_id)
     assert (person.name, person.personnummer) == ("Anna Andersson", "198503124516")
     assert db.get(DefectorCase, track.id).reasons_for_leaving == "Vill bli pappa på riktigt."
-    assert [c.consent_type for c in db.scalars(select(Consent))] == ["processing"]
+    assert sorted(c.consent_type for c in db.scalars(select(Consent))) == [
+        "processing", "special_category"]
     db.rollback()
     assert events(db, "track.opened") == [
-        ("success", {"kind": "defector", "consents": 1, "status": "intake"})]
+        ("success", {"kind": "defector", "consents": 2, "status": "intake"})]
     # Six field names exceed an audit detail's 64 characters: the count is recorded instead.
     assert events(db, "case.updated") == [("success", {"fields": "6 fields"})]
 

@@ -62,3 +62,32 @@ def test_seed_if_empty_seeds_an_empty_database_once(app, db):
     assert second.exit_code == 0 and "not seeding" in second.output
     assert db.scalar(select(func.count()).select_from(Track)) == 2
     db.rollback()
+
+
+def test_bulk_seed_encrypts_indexes_and_audits_once_per_batch(app, db):
+    from avhopp.casework.models import Consent
+    from avhopp.db import get_database
+    from avhopp.encryption.services import field_crypto
+
+    result = run(app, "dev", "seed", "--tracks", "3", "--seed", "2", "--bulk")
+    assert result.exit_code == 0, result.output
+    assert "created 3 synthetic tracks" in result.output
+    assert db.scalar(select(func.count()).select_from(DefectorCase)) == 3
+    person = db.scalars(select(Person)).first()
+    assert person.name.endswith(seed.MARK)
+    found = field_crypto(db).search(db, Person, "personnummer", person.personnummer)
+    assert [p.id for p in found] == [person.id]
+    raw = db.execute(select(Person.__table__.c.name_enc)).scalars().all()
+    assert all(seed.MARK.encode() not in bytes(blob) for blob in raw)
+    types = sorted(c.consent_type for c in db.scalars(select(Consent)))
+    assert types.count("special_category") == 3  # background comes with its consent
+    db.rollback()
+    assert events(db, "dev.seeded") == [("success", {"tracks": 3, "bulk": True})]
+    assert events(db, "track.opened") == []
+
+    staff = seed.ensure_staff(db, policy=app.extensions["avhopp.account_policy"])
+    db.commit()
+    codes = seed.bulk_seed_tracks(get_database(app).factory, count=5, staff=staff, batch=2,
+                                  rng_seed=3)
+    assert len(set(codes)) == 5
+    assert [d["tracks"] for _, d in events(db, "dev.seeded")] == [3, 2, 2, 1]

@@ -32,13 +32,21 @@ def sharing_consent(**changes: Any) -> casework.ConsentInput:
     return casework.ConsentInput(**values)
 
 
+def special_category_consent(**changes: Any) -> casework.ConsentInput:
+    return processing_consent(consent_type="special_category", **changes)
+
+
 def open_defector(
     db: Any, actor: StaffMember, *, owner: StaffMember | None = None,
     person: casework.PersonInput | None = None, now: dt.datetime = NOW, **changes: Any,
 ) -> Track:
-    """Open a track through the intake service and commit; returns the track."""
+    """Open a track through the intake service and commit; returns the track. With a
+    background and no consents given, the special-category consent it needs comes too."""
+    default = [processing_consent()]
+    if changes.get("background") is not None:
+        default.append(special_category_consent())
     track = cases.open_defector_track(
-        db, actor=actor, consents=changes.pop("consents", [processing_consent()]),
+        db, actor=actor, consents=changes.pop("consents", default),
         person=person or casework.PersonInput(name="Anna Andersson", personnummer=PNR),
         referral_source=changes.pop("referral_source", "self"),
         owner_id=owner.id if owner is not None else None, now=now, **changes)

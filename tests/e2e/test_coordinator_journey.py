@@ -48,6 +48,7 @@ def open_track(visit: Visit, name: str) -> tuple[str, str]:
     expect(page.get_by_text("1. Samtycke")).to_be_visible()
     visit.shot("intake")
     page.locator("input[name=consent_given]").check()
+    page.locator("input[name=special_consent_given]").check()
     page.locator("select[name=consent_form]").select_option("written")
     page.locator("input[name=name]").fill(name)
     page.locator("input[name=phone]").fill("070-123 45 67")
@@ -67,6 +68,14 @@ def open_track(visit: Visit, name: str) -> tuple[str, str]:
     assert name not in page.content()
     visit.shot("track-opened")
     return match.group(1), code
+
+
+def unfold(page: Any, heading_id: str) -> Any:
+    """A folded add-form on the track page, opened as a user opens it: by its heading."""
+    form = page.locator(f"details[aria-labelledby={heading_id}]")
+    if form.get_attribute("open") is None:
+        form.locator("summary").click()
+    return form
 
 
 def show_content(visit: Visit, purpose: str = "casework") -> None:
@@ -96,7 +105,7 @@ def test_coordinator_journey(live_server: LiveServer, visit_factory: Any) -> Non
     visit.shot("content")
 
     # Journal entry (the time defaults to now, local time).
-    journal = page.locator("section[aria-labelledby=new-entry-heading]")
+    journal = unfold(page, "new-entry-heading")
     expect(journal.locator("h2")).to_have_text("Ny journalanteckning")
     journal.locator("select[name=contact_type]").select_option("meeting")
     journal.locator("input[name=contact_achieved]").check()
@@ -107,7 +116,7 @@ def test_coordinator_journey(live_server: LiveServer, visit_factory: Any) -> Non
     visit.shot("journal-saved")
 
     # Risk assessment.
-    risk = page.locator("section[aria-labelledby=new-risk-heading]")
+    risk = unfold(page, "new-risk-heading")
     expect(risk.locator("h2")).to_have_text("Ny riskbedömning")
     risk.locator("select[name=threat_from_environment]").select_option("high")
     risk.locator("select[name=re_engagement]").select_option("medium")
@@ -128,13 +137,14 @@ def test_coordinator_journey(live_server: LiveServer, visit_factory: Any) -> Non
     visit.shot("content-again")
 
     # Status: intake → active, then closed with a reason.
-    status = page.locator("section[aria-labelledby=status-heading]")
+    status = unfold(page, "status-heading")
     status.locator("select[name=to_status]").select_option("active")
     status.get_by_role("button", name="Ändra status").click()
     expect(page.locator(".notice-success")).to_have_text("Statusen har ändrats.")
     expect(page.locator("dl.facts").first).to_contain_text("Aktivt")
 
-    # Closing without a reason is refused with a Swedish message.
+    # Closing without a reason is refused with a Swedish message (the form stays open).
+    status = unfold(page, "status-heading")
     status.locator("select[name=to_status]").select_option("closed")
     status.get_by_role("button", name="Ändra status").click()
     expect(status).to_contain_text("Välj en avslutningsorsak för att avsluta ärendet.")
