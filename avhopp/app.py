@@ -104,11 +104,13 @@ def register_blueprints(app: Flask) -> None:
     from avhopp.audit.views import bp as audit_bp
     from avhopp.cases.views import bp as cases_bp
     from avhopp.main.views import bp as main_bp
+    from avhopp.relatives.views import bp as relatives_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(cases_bp)
+    app.register_blueprint(relatives_bp)
 
 
 def _record_csrf_rejection() -> None:

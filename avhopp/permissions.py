@@ -20,6 +20,9 @@ MATRIX: dict[str, frozenset[str]] = {
     "tracks.assign": frozenset({"coordinator"}),
     "tracks.work": frozenset({"coordinator", "support_worker"}),
     "tracks.break_glass": frozenset({"coordinator", "support_worker"}),
+    # Link a relative track to a defector track on the relative's consent: coordinators (as
+    # the ones who assign), support workers only on both tracks' teams (decided per track).
+    "tracks.link": frozenset({"coordinator", "support_worker"}),
 }
 
 ROLES = ("admin", "coordinator", "support_worker", "board")
