@@ -17,6 +17,7 @@ from avhopp import migrate
 from avhopp.audit.cli import audit as audit_group
 from avhopp.cases.seed import dev as dev_group
 from avhopp.config import DEV_SECRET_PREFIX, resolve_paths_only
+from avhopp.relatives.seed import seed_relatives_command
 
 
 def _create_app() -> Any:
@@ -378,6 +379,7 @@ def keys_rotate_index(field: str, population: int | None) -> None:
 
 
 main.add_command(audit_group)
+dev_group.add_command(seed_relatives_command)
 main.add_command(dev_group)
 
 
