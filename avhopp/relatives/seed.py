@@ -121,13 +121,23 @@ def seed_relative_tracks(
 @click.option("--tracks", "count", type=click.IntRange(1, 100_000), default=10,
               show_default=True, help="How many synthetic relative tracks to create.")
 @click.option("--seed", "rng_seed", type=int, default=None, help="Random seed.")
+@click.option("--if-empty", is_flag=True,
+              help="Only seed when there is no relative track yet (used by `make run`).")
 @with_appcontext
-def seed_relatives_command(count: int, rng_seed: int | None) -> None:
+def seed_relatives_command(count: int, rng_seed: int | None, if_empty: bool) -> None:
     """Create synthetic, clearly marked relative tracks through the real services."""
+    from sqlalchemy import func
+
     from avhopp.db import get_database
 
     if current_app.config["ENV"] == "production":
         raise click.ClickException("dev seed is refused in production")
+    if if_empty:
+        with get_database(current_app).scope() as session:
+            if session.scalar(select(func.count()).select_from(Track)
+                              .where(Track.kind == "relative")):
+                click.echo("the database already has relative tracks; not seeding")
+                return
     with click.progressbar(length=count, label="seeding relative tracks") as bar:
         codes = seed_relative_tracks(get_database(current_app).factory, count=count,
                                      rng_seed=rng_seed, progress=bar.update)

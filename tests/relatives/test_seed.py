@@ -40,3 +40,14 @@ def test_seed_relatives_is_refused_in_production(app, db):
     assert "refused in production" in result.output
     assert db.scalar(select(func.count()).select_from(Track)) == 0
     db.rollback()
+
+
+def test_seed_relatives_if_empty_seeds_once(app, db):
+    assert run(app, "dev", "seed", "--tracks", "1", "--seed", "1").exit_code == 0
+    first = run(app, "dev", "seed-relatives", "--tracks", "2", "--if-empty")
+    second = run(app, "dev", "seed-relatives", "--tracks", "2", "--if-empty")
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert "not seeding" in second.output
+    count = db.scalar(select(func.count()).select_from(Track).where(Track.kind == "relative"))
+    assert count == 2
+    db.rollback()
