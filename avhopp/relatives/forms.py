@@ -37,6 +37,7 @@ from avhopp.casework.models import (
     DATA_CATEGORIES,
     GOAL_STATUSES,
     LIFE_DOMAINS,
+    PROTECTED_DATA_LEVELS,
     REFERRAL_SOURCES,
     STATUSES,
 )
@@ -76,6 +77,11 @@ EXIT_ROLE_LABELS = {
     "none": _l("None"), "supportive_contact": _l("Supportive contact"),
     "housing_help": _l("Housing or help when leaving"),
     "contact_bridge": _l("Bridge for contact"),
+}
+PROTECTED_LABELS = {
+    "none": _l("None"), "confidentiality_mark": _l("Confidentiality mark"),
+    "protected_registration": _l("Protected registration"),
+    "assumed_identity": _l("Assumed identity"),
 }
 YES_NO_LABELS = {"yes": _l("Yes"), "no": _l("No"), "unknown": _l("Unknown")}
 STATUS_LABELS = {
@@ -149,7 +155,8 @@ def _check_labels() -> None:
     for labels, codes in (
         (RELATION_LABELS, RELATIONS), (PERCEIVED_ENVIRONMENT_LABELS, PERCEIVED_ENVIRONMENTS),
         (SIGN_LABELS, OBSERVED_SIGNS), (NEED_LABELS, NEEDS), (EXIT_ROLE_LABELS, EXIT_ROLES),
-        (YES_NO_LABELS, YES_NO), (STATUS_LABELS, STATUSES), (REFERRAL_LABELS, REFERRAL_SOURCES),
+        (YES_NO_LABELS, YES_NO), (PROTECTED_LABELS, PROTECTED_DATA_LEVELS),
+        (STATUS_LABELS, STATUSES), (REFERRAL_LABELS, REFERRAL_SOURCES),
         (CLOSURE_LABELS, CLOSURE_REASONS), (CONTACT_TYPE_LABELS, CONTACT_TYPES),
         (PURPOSE_LABELS, PURPOSES), (LIFE_DOMAIN_LABELS, LIFE_DOMAINS),
         (GOAL_STATUS_LABELS, GOAL_STATUSES), (CONSENT_TYPE_LABELS, CONSENT_TYPES),
@@ -247,6 +254,9 @@ class IntakeForm(FlaskForm):
     concern_knows_of_contact = SelectField(
         _l("Does the person of concern know of this contact?"),
         choices=choices(YES_NO_LABELS, blank=_l("Not recorded")), validators=[Optional()])
+    protected_data_level = SelectField(_l("Protected personal data"),
+                                       choices=choices(PROTECTED_LABELS), default="none",
+                                       validators=[InputRequired()])
     referral_source = SelectField(_l("Referred by"), choices=choices(REFERRAL_LABELS),
                                   validators=[InputRequired()])
     relation = SelectField(_l("Relation to the person of concern"),

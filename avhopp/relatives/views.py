@@ -50,6 +50,7 @@ from avhopp.relatives.forms import (
     NEED_LABELS,
     PAGE_SIZE,
     PERCEIVED_ENVIRONMENT_LABELS,
+    PROTECTED_LABELS,
     PURPOSE_LABELS,
     REFERRAL_LABELS,
     RELATION_LABELS,
@@ -89,7 +90,7 @@ LABELS = {
     "consent_form": CONSENT_FORM_LABELS, "category": CATEGORY_LABELS,
     "relation": RELATION_LABELS, "environment": PERCEIVED_ENVIRONMENT_LABELS,
     "sign": SIGN_LABELS, "need": NEED_LABELS, "exit_role": EXIT_ROLE_LABELS,
-    "yes_no": YES_NO_LABELS,
+    "yes_no": YES_NO_LABELS, "protected": PROTECTED_LABELS,
 }
 
 
@@ -258,7 +259,8 @@ def intake() -> Any:
                                                 valid_from=today)],
                 person=casework.PersonInput(
                     name=form.name.data, personnummer=form.personnummer.data or None,
-                    phone=form.phone.data or None, email=form.email.data or None),
+                    phone=form.phone.data or None, email=form.email.data or None,
+                    protected_data_level=form.protected_data_level.data or None),
                 safe_contact_method=form.safe_contact_method.data or None,
                 concern_knows_of_contact=form.concern_knows_of_contact.data or None,
                 concern=relatives.ConcernInput(

@@ -22,6 +22,7 @@ RELATIVE_URL = re.compile(r"/relatives/([0-9a-f-]{36})$")
 INTAKE = {"consent_given": "y", "consent_form": "oral", "name": "Maria Mamma",
           "personnummer": "", "phone": "070-111 22 33", "email": "",
           "safe_contact_method": "Sms efter kl 18", "concern_knows_of_contact": "no",
+          "protected_data_level": "none",
           "referral_source": "relatives_helpline", "relation": "parent",
           "concern_birth_year": "2006", "concern_environment": "white_power"}
 JOURNAL = {"occurred_at": "2026-11-02T09:00", "contact_type": "phone",
@@ -73,6 +74,15 @@ def test_a_coordinator_opens_a_relative_track_and_the_worker_works_it(app, db, c
     body = text(shown)
     assert "Maria Mamma" in body and "Sms efter kl 18" in body
     assert "Förälder" in body and "Vit makt" in body
+    protected = post_form(coordinator, "/relatives/new", **{
+        **INTAKE, "name": "Skyddad Anhörig", "phone": "070-111 22 44",
+        "protected_data_level": "protected_registration"})
+    assert protected.status_code == 302
+    protected_id = uuid.UUID(RELATIVE_URL.search(protected.location).group(1))
+    shown_protected = text(post(coordinator, f"/relatives/{protected_id}/content",
+                                purpose="casework"))
+    assert "Skyddad folkbokföring" in shown_protected
+    assert "070111" not in shown_protected and "+4670111" not in shown_protected
     assert post(worker, f"/relatives/{track_id}/journal", **JOURNAL).status_code == 302
     saved = post(worker, f"/relatives/{track_id}/case", version="1", relation="parent",
                  concern_knows_of_contact="no", observed_signs=["symbols", "online_activity"],
