@@ -29,6 +29,7 @@ run: install
 	$(BIN)/avhopp users ensure-admin
 	@# A newcomer sees a living system: synthetic, clearly marked demo tracks on an empty database.
 	$(BIN)/avhopp dev seed --tracks 20 --if-empty
+	$(BIN)/avhopp dev seed-relatives --tracks 8 --if-empty
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops)"
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - \
 	  --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms' wsgi:app

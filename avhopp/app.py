@@ -105,6 +105,7 @@ def register_blueprints(app: Flask) -> None:
     from avhopp.cases.views import bp as cases_bp
     from avhopp.main.views import bp as main_bp
     from avhopp.privacy.views import bp as privacy_bp
+    from avhopp.relatives.views import bp as relatives_bp
     from avhopp.stats.views import bp as stats_bp
 
     app.register_blueprint(main_bp)
@@ -113,6 +114,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(cases_bp)
     app.register_blueprint(privacy_bp)
     app.register_blueprint(stats_bp)
+    app.register_blueprint(relatives_bp)
 
 
 def _record_csrf_rejection() -> None:

@@ -20,6 +20,7 @@ from avhopp.config import DEV_SECRET_PREFIX, resolve_paths_only
 from avhopp.privacy.cli import backup as backup_group
 from avhopp.privacy.cli import imports as import_group
 from avhopp.privacy.cli_retention import retention as retention_group
+from avhopp.relatives.seed import seed_relatives_command
 
 
 def _create_app() -> Any:
@@ -381,6 +382,7 @@ def keys_rotate_index(field: str, population: int | None) -> None:
 
 
 main.add_command(audit_group)
+dev_group.add_command(seed_relatives_command)
 main.add_command(dev_group)
 main.add_command(backup_group)
 main.add_command(retention_group)

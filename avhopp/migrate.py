@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "avhopp.casework.models",
     "avhopp.cases.models",
     "avhopp.privacy.models",
+    "avhopp.relatives.models",
 )
 
 

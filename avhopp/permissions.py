@@ -25,6 +25,9 @@ MATRIX: dict[str, frozenset[str]] = {
     "privacy.extract": frozenset({"coordinator"}),
     "privacy.retention": frozenset({"coordinator"}),
     "stats.view": frozenset({"coordinator", "board"}),
+    # Link a relative track to a defector track on the relative's consent: coordinators (as
+    # the ones who assign), support workers only on both tracks' teams (decided per track).
+    "tracks.link": frozenset({"coordinator", "support_worker"}),
 }
 
 ROLES = ("admin", "coordinator", "support_worker", "board")

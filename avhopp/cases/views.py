@@ -76,7 +76,7 @@ from avhopp.cases.forms import (
 )
 from avhopp.cases.models import RISK_DIMENSIONS
 from avhopp.cases.services import BACKGROUND_FIELDS, PERSON_DETAIL_FIELDS, SAFE_CONTACT_FIELDS
-from avhopp.casework import queries
+from avhopp.casework import policy, queries
 from avhopp.casework import services as casework
 from avhopp.casework.queries import TrackFilter
 from avhopp.db import request_session
@@ -102,6 +102,16 @@ LABELS = {
 
 def actor() -> Any:
     return current_user._get_current_object()
+
+
+@bp.before_request
+def _defector_tracks_only() -> None:
+    """Every route with a track id serves defector tracks only: a relative track's id is
+    answered as unknown (404) and the refusal recorded (casework.policy.require_kind)."""
+    track_id = (request.view_args or {}).get("track_id")
+    if isinstance(track_id, uuid.UUID) and current_user.is_authenticated:
+        run(lambda db: policy.require_kind(db, actor=actor(), track_id=track_id,
+                                           kind="defector", now=now()))
 
 
 def settings() -> casework.CaseworkSettings:
@@ -239,7 +249,8 @@ def search() -> Any:
     elif id_form.validate_on_submit():
         codes, error = run(lambda db: queries.find_by_identifier(
             db, actor=actor(), personnummer=id_form.personnummer.data or None,
-            phone=id_form.phone.data or None, email=id_form.email.data or None, now=now()))
+            phone=id_form.phone.data or None, email=id_form.email.data or None, now=now(),
+            kind="defector"))
         if error is not None:
             id_form.form_errors.append(error_message(error))
     return render_template("cases/search.html", code_form=code_form, id_form=id_form,

@@ -227,3 +227,28 @@ def authorize(
     if failure.known:
         raise Forbidden("no access to this track", code=f"track_{failure.rule}")
     raise NotFound("no such track", code="track_not_found")
+
+
+def require_kind(
+    session: Session,
+    *,
+    actor: Actor,
+    track_id: uuid.UUID,
+    kind: str,
+    need: Need = Need.SEE,
+    now: dt.datetime | None = None,
+) -> None:
+    """Refuse a track of another kind exactly like an unknown id (NotFound), recorded as
+    `track.access_denied` with rule `wrong_kind`: a defector page never serves a relative
+    track and a relative page never serves a defector track, whoever asks (docs/security.md,
+    "Relative tracks"). Access to a track of the right kind is still for `authorize`."""
+    found = session.scalar(select(Track.kind).where(Track.id == track_id))
+    if found == kind:
+        return
+    now = now or utcnow()
+    code = session.scalar(select(Track.code).where(Track.id == track_id))
+    record(session, action="track.access_denied", actor=actor, outcome="denied",
+           object_type="track", object_id=code or str(track_id),
+           details={"need": need.value, "rule": "wrong_kind" if found else "unknown_track"},
+           now=now)
+    raise NotFound("no such track", code="track_not_found")

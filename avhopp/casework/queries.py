@@ -167,12 +167,14 @@ def track_row(
 
 
 def _known_tracks(session: Session, access: policy.Access, person_ids: set[uuid.UUID],
-                  now: dt.datetime | None) -> list[str]:
+                  now: dt.datetime | None, kind: str | None = None) -> list[str]:
     """Codes of the given people's tracks that the caller may know of: all of them for
     someone who lists every track, otherwise those of the caller's own teams."""
     if not person_ids:
         return []
     query = select(Track.code).where(Track.person_id.in_(person_ids))
+    if kind is not None:
+        query = query.where(Track.kind == kind)
     if not role_has(access.role, "tracks.list"):
         query = query.where(policy.team_condition(access.user_id))
     return sorted(session.scalars(query))
@@ -203,18 +205,20 @@ def find_by_code(
 def find_by_identifier(
     session: Session, *, actor: Actor, personnummer: str | None = None,
     phone: str | None = None, email: str | None = None, now: dt.datetime | None = None,
+    kind: str | None = None,
 ) -> list[str]:
     """Track codes of people with this personnummer, phone or e-mail (blind index, confirmed by
-    decryption), limited to the tracks the actor may know of. The search terms themselves go
-    nowhere: not into the log, not into an error message."""
+    decryption), limited to the tracks the actor may know of (and to one kind of track when
+    `kind` is given). The search terms themselves go nowhere: not into the log, not into an
+    error message."""
     access = policy.authorize(session, actor=actor, need=Need.LIST_MINE, now=now)
     return search_identifiers(session, access=access, actor=actor, personnummer=personnummer,
-                               phone=phone, email=email, now=now)
+                               phone=phone, email=email, now=now, kind=kind)
 
 
 def search_identifiers(
     session: Session, *, access: policy.Access, actor: Actor, personnummer: str | None,
-    phone: str | None, email: str | None, now: dt.datetime | None,
+    phone: str | None, email: str | None, now: dt.datetime | None, kind: str | None = None,
 ) -> list[str]:
     crypto = field_crypto(session)
     person_ids: set[uuid.UUID] = set()
@@ -229,7 +233,7 @@ def search_identifiers(
             raise ValidationError(exc.message_sv, code=f"invalid_{name}") from None
     if not fields:
         raise ValidationError("give a personnummer, phone or e-mail", code="no_identifier")
-    codes = _known_tracks(session, access, person_ids, now)
+    codes = _known_tracks(session, access, person_ids, now, kind)
     record(session, action="track.searched", actor=actor, details={
         "fields": ",".join(fields), "matches": len(codes)}, now=now)
     return codes

@@ -372,7 +372,7 @@ def open_track(
     if not allow_duplicate and (new_person.personnummer or new_person.phone or new_person.email):
         codes = queries.search_identifiers(
             session, access=access, actor=actor, personnummer=new_person.personnummer,
-            phone=new_person.phone, email=new_person.email, now=now)
+            phone=new_person.phone, email=new_person.email, now=now, kind=kind)
         if codes:
             raise PossibleDuplicate(codes)
     session.add(new_person)

@@ -2,7 +2,7 @@
 in the household), encrypted under the person's key.
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0007
 Create Date: 2026-11-22 06:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from avhopp.encryption.orm import EncryptedBlob
 
 revision: str = '0008'
-down_revision: str | None = '0004'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

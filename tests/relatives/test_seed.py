@@ -1,0 +1,53 @@
+"""`avhopp dev seed-relatives`: synthetic relative tracks through the services, some linked to
+the seeded defector tracks with a consent; refused in production."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from flask.cli import ScriptInfo
+from sqlalchemy import func, select
+
+from avhopp.cases.seed import MARK
+from avhopp.casework.models import Person, Track
+from avhopp.cli import main
+from avhopp.relatives.models import RelativeCase, TrackLink
+
+
+def run(app, *args):
+    result = CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_seed_relatives_creates_marked_relative_tracks_some_linked(app, db):
+    assert run(app, "dev", "seed", "--tracks", "2", "--seed", "1").exit_code == 0
+    result = run(app, "dev", "seed-relatives", "--tracks", "4", "--seed", "2")
+    assert result.exit_code == 0, result.output
+    assert "created 4 synthetic relative tracks" in result.output
+    kinds = dict(db.execute(select(Track.kind, func.count()).group_by(Track.kind)).all())
+    assert kinds == {"defector": 2, "relative": 4}
+    assert db.scalar(select(func.count()).select_from(RelativeCase)) == 4
+    assert db.scalar(select(func.count()).select_from(TrackLink)) >= 1
+    for person in db.scalars(select(Person)):
+        assert person.name.endswith(MARK)
+    db.rollback()
+
+
+def test_seed_relatives_is_refused_in_production(app, db):
+    app.config["ENV"] = "production"
+    result = run(app, "dev", "seed-relatives", "--tracks", "1")
+    assert result.exit_code != 0
+    assert "refused in production" in result.output
+    assert db.scalar(select(func.count()).select_from(Track)) == 0
+    db.rollback()
+
+
+def test_seed_relatives_if_empty_seeds_once(app, db):
+    assert run(app, "dev", "seed", "--tracks", "1", "--seed", "1").exit_code == 0
+    first = run(app, "dev", "seed-relatives", "--tracks", "2", "--if-empty")
+    second = run(app, "dev", "seed-relatives", "--tracks", "2", "--if-empty")
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert "not seeding" in second.output
+    count = db.scalar(select(func.count()).select_from(Track).where(Track.kind == "relative"))
+    assert count == 2
+    db.rollback()
