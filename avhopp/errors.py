@@ -13,6 +13,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from avhopp.crypto.errors import KeyDestroyed
+
 logger = logging.getLogger(__name__)
 
 
@@ -53,6 +55,7 @@ _TITLES = {
     404: _l("The page was not found"),
     405: _l("The request could not be handled"),
     409: _l("The information was changed by someone else"),
+    410: _l("The information has been erased"),
     413: _l("The request was too large"),
     429: _l("Too many attempts"),
     500: _l("Something went wrong"),
@@ -85,6 +88,15 @@ def register_error_handlers(app: Flask, *, on_csrf_rejected: Callable[[], None])
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Any:
         return _render(exc.status_code, detail=exc.message or None)
+
+    @app.errorhandler(KeyDestroyed)
+    def _erased(_exc: KeyDestroyed) -> Any:
+        # Crypto-shredding worked: what was asked for belongs to an erased person. That is a
+        # fact to show, not a fault (the message names no one; the log line has no ids either).
+        logger.info("read of erased data endpoint=%s", request.endpoint)
+        return _render(410, detail=_(
+            "This person's information has been erased and can no longer be shown. The "
+            "track's code, dates and audit trail remain."))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:

@@ -19,6 +19,7 @@ from avhopp.encryption.services import erase_subject
 from avhopp.errors import Conflict, Forbidden, NotFound, ValidationError
 from avhopp.permissions import role_has
 from avhopp.privacy.models import ERASURE_GROUNDS, ErasureRequest
+from avhopp.relatives.services import remove_links_of_person
 
 PERMISSION = "privacy.erase"
 
@@ -207,6 +208,9 @@ def execute_erasure(session: Session, *, actor: Actor | None, request: ErasureRe
         raise Conflict("only an approved request runs", code="not_approved")
     rows = _encrypted_rows(session, request.person_id)
     keys = erase_subject(session, actor=actor, subject_id=request.person_id, now=now)
+    # An erased person's tracks keep no links to other tracks (DOMAIN.md): a link would go on
+    # telling the other side that this person exists.
+    remove_links_of_person(session, actor=actor, person_id=request.person_id, now=now)
     # Values the person's objects still hold in this session must not outlive the keys.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Person) and obj.id == request.person_id:
