@@ -71,7 +71,8 @@ def test_row_context_requires_strings() -> None:
 ])
 def test_open_agrees_with_open_(value: Any) -> None:
     blob = _seal(value)
-    assert ROW.open("name", blob, CIPHERS, _no_fetch) == value == open_(KEY, ROW.field("name"), blob)
+    assert ROW.open("name", blob, CIPHERS, _no_fetch) == value
+    assert open_(KEY, ROW.field("name"), blob) == value
 
 
 @pytest.mark.parametrize("kid", ["k", "k" * 19, "k" * 20, KID, "k" * 250, "k" * 251, "k" * 300])
