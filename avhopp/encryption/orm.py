@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import weakref
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, mapped_column, object_session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.operators import is_, is_not
 
-from avhopp.crypto.envelope import FieldContext, RowContext
+from avhopp.crypto.envelope import FieldContext, RowContext, cipher
 from avhopp.crypto.errors import KeyNotFound
 
 if TYPE_CHECKING:
@@ -219,13 +220,26 @@ class SessionKeys(dict[str, AESGCM]):
     """Ciphers of the data keys already used in one session, by kid: a list page opens several
     fields per person without the shared cache's lock and clock, or building a cipher per
     field. Lives in session.info until the transaction ends (dropped at commit and rollback,
-    evicted by erasure); `fetch` fills it on a miss."""
+    evicted by erasure); `fetch` fills it on a miss.
 
-    __slots__ = ("fetch",)
+    No reference cycle (the session is held weakly, fetch is a method, not a closure over the
+    map), so the keys go as soon as session.info lets go of the map, without waiting for the
+    garbage collector.
+    """
 
-    def __init__(self, fetch: Any) -> None:
+    __slots__ = ("__weakref__", "_crypto", "_session")
+
+    def __init__(self, crypto: FieldCrypto, session: Session) -> None:
         super().__init__()
-        self.fetch = fetch
+        self._crypto = crypto
+        self._session = weakref.ref(session)
+
+    def fetch(self, kid: str, subject_id: str) -> AESGCM:
+        session = self._session()
+        if session is None:
+            raise KeyNotFound(f"data key {kid}: the session is gone")
+        aead = self[kid] = cipher(self._crypto.key_by_id(session, kid, uuid.UUID(subject_id)))
+        return aead
 
 
 def field_crypto_of(obj: object) -> FieldCrypto:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session, object_session
 from avhopp.audit.services import Actor, record
 from avhopp.crypto.blindindex import blind_index, derive_index_key, truncation_bits
 from avhopp.crypto.datakeys import DataKeyCache, new_data_key, unwrap_data_key, wrap_data_key
-from avhopp.crypto.envelope import cipher, read_kid, seal
+from avhopp.crypto.envelope import read_kid, seal
 from avhopp.crypto.errors import DecryptionError, KeyDestroyed, KeyNotFound
 from avhopp.crypto.keyring import LocalKeyRing
 from avhopp.db import utcnow
@@ -143,19 +142,7 @@ class FieldCrypto:
         """The session's map of data keys already used (created on first use)."""
         keys: SessionKeys | None = session.info.get(SESSION_KEYS)
         if keys is None:
-
-            # A weak reference: the map sits in session.info and must not keep the session
-            # (and with it the keys) alive in a reference cycle.
-            session_ref = weakref.ref(session)
-
-            def fetch(kid: str, subject_id: str) -> bytes:
-                owner = session_ref()
-                if owner is None:
-                    raise KeyNotFound(f"data key {kid}: the session is gone")
-                aead = keys[kid] = cipher(self.key_by_id(owner, kid, uuid.UUID(subject_id)))
-                return aead
-
-            keys = session.info[SESSION_KEYS] = SessionKeys(fetch)
+            keys = session.info[SESSION_KEYS] = SessionKeys(self, session)
         return keys
 
     def forget_key(self, session: Session | None, kid: str) -> None:

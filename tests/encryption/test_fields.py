@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
+import weakref
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -14,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from avhopp.casework.models import Person
 from avhopp.crypto.errors import DecryptionError
 from avhopp.db import get_database
-from avhopp.encryption import services as enc
+from avhopp.encryption import orm
 from avhopp.encryption.models import DataKey
 from avhopp.encryption.orm import (
     SESSION_KEYS,
@@ -69,7 +71,7 @@ def test_reading_one_field_decrypts_only_that_field(app, db, monkeypatch):
             calls.append(1)
             return self.aead.decrypt(*args)
 
-    monkeypatch.setattr(enc, "cipher", CountingAead)
+    monkeypatch.setattr(orm, "cipher", CountingAead)
     session, person = reload(app, person_id)
     assert person.name == "Anna"
     assert person.name == "Anna"
@@ -285,4 +287,19 @@ def test_the_session_key_map_ends_with_the_transaction(app, db):
     assert session.info.get(SESSION_KEYS)
     session.rollback()
     assert SESSION_KEYS not in session.info
+    session.close()
+
+
+def test_the_session_key_map_is_freed_without_the_garbage_collector(app, db):
+    """No reference cycle keeps the data keys alive once the transaction ends."""
+    person_id = make_person(db, name="Anna")
+    session, person = reload(app, person_id)
+    assert person.name == "Anna"
+    keys = weakref.ref(session.info[SESSION_KEYS])
+    gc.disable()
+    try:
+        session.rollback()
+        assert keys() is None
+    finally:
+        gc.enable()
     session.close()
