@@ -391,13 +391,16 @@ class RowContext:
     __slots__ = ("_heads", "_rest", "row_id", "subject_id", "table")
 
     def __init__(self, table: str, row_id: str, subject_id: str) -> None:
-        for name, value in (("table", table), ("row_id", row_id), ("subject_id", subject_id)):
-            if not isinstance(value, str):
-                raise TypeError(f"RowContext.{name} must be str")
+        if not (isinstance(table, str) and isinstance(row_id, str)
+                and isinstance(subject_id, str)):
+            raise TypeError("RowContext takes str table, row_id and subject_id")
         self.table = table
         self.row_id = row_id
         self.subject_id = subject_id
-        self._rest = length_prefixed(row_id, subject_id)
+        row = row_id.encode("utf-8")
+        subject = row if subject_id is row_id else subject_id.encode("utf-8")
+        # length_prefixed(row_id, subject_id), spelt out: one RowContext per row loaded.
+        self._rest = b"".join((_LEN.pack(len(row)), row, _LEN.pack(len(subject)), subject))
         self._heads = _aad_heads(table, len(self._rest))
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, mapped_column, object_session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.operators import is_, is_not
 
-from avhopp.crypto.envelope import FieldContext, RowContext, cipher
+from avhopp.crypto.envelope import FieldContext, RowContext
 from avhopp.crypto.errors import KeyNotFound
 
 if TYPE_CHECKING:
@@ -203,10 +203,12 @@ def row_context_of(obj: object) -> RowContext:
         if not isinstance(row_id, uuid.UUID):
             # The id is part of the associated data, so it must exist before the INSERT.
             raise ValueError(f"{type(obj).__name__} must get its UUID id in the constructor")
+        row_str = str(row_id)
+        subject = subject_of(obj)
         row = obj.__dict__["_avhopp_row"] = RowContext(
             obj.__table__.name,  # type: ignore[attr-defined]
-            str(row_id),
-            str(subject_of(obj)),
+            row_str,
+            row_str if subject == row_id else str(subject),  # a person is their own subject
         )
     return row
 
@@ -238,7 +240,7 @@ class SessionKeys(dict[str, AESGCM]):
         session = self._session()
         if session is None:
             raise KeyNotFound(f"data key {kid}: the session is gone")
-        aead = self[kid] = cipher(self._crypto.key_by_id(session, kid, uuid.UUID(subject_id)))
+        aead = self[kid] = self._crypto.cipher_by_id(session, kid, subject_id)
         return aead
 
 

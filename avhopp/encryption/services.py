@@ -9,13 +9,14 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, object_session
 
 from avhopp.audit.services import Actor, record
 from avhopp.crypto.blindindex import blind_index, derive_index_key, truncation_bits
 from avhopp.crypto.datakeys import DataKeyCache, new_data_key, unwrap_data_key, wrap_data_key
-from avhopp.crypto.envelope import read_kid, seal
+from avhopp.crypto.envelope import cipher, read_kid, seal
 from avhopp.crypto.errors import DecryptionError, KeyDestroyed, KeyNotFound
 from avhopp.crypto.keyring import LocalKeyRing
 from avhopp.db import utcnow
@@ -91,6 +92,14 @@ class FieldCrypto:
                 raise KeyDestroyed("the subject's data key has been destroyed")
             kid = row.id
         return kid, self.key_by_id(session, kid, subject_id)
+
+    def cipher_by_id(self, session: Session, kid: str, subject_id: str) -> AESGCM:
+        """key_by_id(), as the key's AES-GCM cipher (cached with the key)."""
+        aead = self.cache.get_cipher(kid)
+        if aead is None:
+            key = self.key_by_id(session, kid, uuid.UUID(subject_id))
+            aead = self.cache.get_cipher(kid) or cipher(key)
+        return aead
 
     def key_by_id(self, session: Session, kid: str, subject_id: uuid.UUID | None = None) -> bytes:
         cached = self.cache.get(kid)
