@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 SESSION_KEY = "avhopp.field_crypto"
-# Per-session SessionKeys: kid -> unwrapped data key (see FieldCrypto.session_keys).
+# Per-session SessionKeys: kid -> the data key's AES-GCM cipher (see FieldCrypto.session_keys).
 SESSION_KEYS = "avhopp.session_keys"
 KINDS: dict[str, tuple[type, ...]] = {
     "text": (str,),
