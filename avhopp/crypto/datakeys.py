@@ -9,6 +9,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from avhopp.crypto.envelope import length_prefixed
 from avhopp.crypto.errors import KeyUnwrapError
 from avhopp.crypto.keyring import KeyProvider
@@ -47,7 +49,10 @@ def unwrap_data_key(
 
 
 class DataKeyCache:
-    """Thread-safe in-memory cache of unwrapped DEKs by key id, with TTL and a size bound."""
+    """Thread-safe in-memory cache of unwrapped DEKs by key id, with TTL and a size bound.
+
+    Each entry can also hold the key's AES-GCM cipher (see get_cipher): building one costs
+    about as much as decrypting a small field, and it lives and goes with the key."""
 
     def __init__(
         self,
@@ -62,14 +67,13 @@ class DataKeyCache:
         self._max = max_entries
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, bytes, AESGCM | None]] = OrderedDict()
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
 
-    def get(self, key_id: str) -> bytes | None:
-        """The cached key, or None if absent or expired (expired entries are dropped)."""
+    def _entry(self, key_id: str) -> tuple[float, bytes, AESGCM | None] | None:
         now = self._clock()
         with self._lock:
             entry = self._entries.get(key_id)
@@ -79,13 +83,32 @@ class DataKeyCache:
                 del self._entries[key_id]
                 return None
             self._entries.move_to_end(key_id)
-            return entry[1]
+            return entry
+
+    def get(self, key_id: str) -> bytes | None:
+        """The cached key, or None if absent or expired (expired entries are dropped)."""
+        entry = self._entry(key_id)
+        return None if entry is None else entry[1]
+
+    def get_cipher(self, key_id: str) -> AESGCM | None:
+        """The cached key's AES-GCM cipher, under the same rules as get(); built on first use
+        and kept in the key's entry, so it expires and is evicted with the key."""
+        entry = self._entry(key_id)
+        if entry is None:
+            return None
+        if entry[2] is None:
+            aead = AESGCM(entry[1])
+            with self._lock:
+                if self._entries.get(key_id) is entry:
+                    self._entries[key_id] = (entry[0], entry[1], aead)
+            return aead
+        return entry[2]
 
     def put(self, key_id: str, key: bytes) -> None:
         """Cache key until now + TTL; the least recently used entry goes when full."""
         expires = self._clock() + self._ttl
         with self._lock:
-            self._entries[key_id] = (expires, bytes(key))
+            self._entries[key_id] = (expires, bytes(key), None)
             self._entries.move_to_end(key_id)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, TypeAlias
@@ -168,6 +168,10 @@ def bucket_size(n: int) -> int:
     return -(-need // 1024) * 1024
 
 
+# bucket_size(n) for the payload lengths of almost every field, as one tuple index.
+_BUCKET_OF: Final = tuple(bucket_size(n) for n in range(_SMALL_BUCKETS[-1]))
+
+
 def pad(payload: bytes) -> bytes:
     """ISO/IEC 7816-4 padding (0x80 then zeros) up to the next length bucket."""
     return payload + b"\x80" + bytes(bucket_size(len(payload)) - len(payload) - 1)
@@ -236,6 +240,19 @@ def decode_value(payload: bytes) -> FieldValue:
     raise ValueError("unknown type tag")
 
 
+def _unpad_decode(padded: bytes) -> FieldValue:
+    """decode_value(unpad(padded)) with the same checks, text decoded inline (the hot path)."""
+    payload = padded.rstrip(b"\x00")
+    n = len(payload) - 1  # payload length without the 0x80 marker
+    if n < 0 or payload[n] != 0x80:
+        raise ValueError("bad padding")
+    if (_BUCKET_OF[n] if n < len(_BUCKET_OF) else bucket_size(n)) != len(padded):
+        raise ValueError("bad padding length")
+    if n and payload[0] == TYPE_TEXT:
+        return payload[1:n].decode("utf-8")
+    return decode_value(payload[:n])
+
+
 def seal(
     key: bytes, kid: str, ctx: FieldContext, value: FieldValue, *, iv: bytes | None = None
 ) -> bytes:
@@ -294,10 +311,167 @@ def _kid_of_protected(protected: bytes) -> str:
     return kid_bytes.decode("utf-8")
 
 
+@lru_cache(maxsize=16384)
+def _header(head: bytes) -> tuple[str, bytes]:
+    """Validate an envelope's fixed part (tag, protected header, unprotected-map head up to the
+    IV) exactly as _parse() does; return (kid, Enc_structure head including the protected bstr).
+
+    Cached: the header is the same for every field of one person under one data key. Only
+    valid headers are cached (a failed validation raises, and lru_cache keeps no exceptions).
+    """
+    if head[:2] != _COSE_TAG_ENCRYPT0:
+        raise ValueError("not a tagged COSE_Encrypt0")
+    protected, pos = _read_bstr(head, 2)
+    kid = _kid_of_protected(protected)
+    if head[pos:] != _UNPROTECTED_HEAD:
+        raise ValueError("unexpected unprotected header")
+    return kid, _ENC_STRUCTURE_HEAD + head[2:pos]
+
+
+def _split(blob: bytes) -> tuple[str, bytes, bytes, bytes]:
+    """(kid, Enc_structure head, iv, ciphertext) of an envelope; accepts exactly what _parse()
+    accepts. Fast path for protected headers and ciphertexts under 256 bytes (every kid we
+    issue, every field up to 223 bytes); anything else goes through _parse()."""
+    first = blob[2]
+    if first == 0x58:
+        h = blob[3] + 7  # tag 2 + bstr head 2 + protected + unprotected head 3
+    elif 0x40 <= first < 0x58:
+        h = first - 0x3A  # tag 2 + bstr head 1 + protected + unprotected head 3
+    else:
+        protected, kid, iv, ciphertext = _parse(blob)
+        return kid, _ENC_STRUCTURE_HEAD + protected, iv, ciphertext
+    kid, enc_head = _header(blob[:h])
+    if blob[h + 12] != 0x58:
+        protected, kid, iv, ciphertext = _parse(blob)
+        return kid, _ENC_STRUCTURE_HEAD + protected, iv, ciphertext
+    n = blob[h + 13]
+    # n >= 32 also rules out a non-canonical one-byte length (< 24).
+    if n < TAG_LEN + 16 or h + 14 + n != len(blob):
+        raise ValueError("bad ciphertext")
+    return kid, enc_head, blob[h : h + 12], blob[h + 14 :]
+
+
+@lru_cache(maxsize=1024)
+def _external_aad_head(table: str, column: str, rest: int) -> bytes:
+    """bstr head of the external AAD plus its (label, table, column) part, for a row whose
+    (row id, subject id) part is `rest` bytes long."""
+    prefix = length_prefixed(FIELD_AAD_LABEL, table, column)
+    return _bstr_head(len(prefix) + rest) + prefix
+
+
+class _AadHeads(dict[str, bytes]):
+    """column -> _external_aad_head(table, column, rest) for one (table, rest): rows of one
+    table share it, so a field's lookup is one dict lookup by column name."""
+
+    __slots__ = ("rest", "table")
+
+    def __init__(self, table: str, rest: int) -> None:
+        super().__init__()
+        self.table = table
+        self.rest = rest
+
+    def __missing__(self, column: str) -> bytes:
+        head = self[column] = _external_aad_head(self.table, column, self.rest)
+        return head
+
+
+@lru_cache(maxsize=256)
+def _aad_heads(table: str, rest: int) -> _AadHeads:
+    return _AadHeads(table, rest)
+
+
+class RowContext:
+    """The (table, row id, subject id) every field of one row shares, encoded once per row.
+
+    `RowContext(t, r, s).field(c)` is `FieldContext(t, c, r, s)`; `open()` opens a field of the
+    row with the same checks and errors as open_with() but without building a FieldContext:
+    a list page opens several fields of many rows, so this is the hot path.
+    """
+
+    __slots__ = ("_heads", "_rest", "row_id", "subject_id", "table")
+
+    def __init__(self, table: str, row_id: str, subject_id: str) -> None:
+        if not (isinstance(table, str) and isinstance(row_id, str)
+                and isinstance(subject_id, str)):
+            raise TypeError("RowContext takes str table, row_id and subject_id")
+        self.table = table
+        self.row_id = row_id
+        self.subject_id = subject_id
+        row = row_id.encode("utf-8")
+        subject = row if subject_id is row_id else subject_id.encode("utf-8")
+        # length_prefixed(row_id, subject_id), spelt out: one RowContext per row loaded.
+        self._rest = b"".join((_LEN.pack(len(row)), row, _LEN.pack(len(subject)), subject))
+        self._heads = _aad_heads(table, len(self._rest))
+
+    def __repr__(self) -> str:
+        return f"RowContext({self.table!r}, {self.row_id!r}, {self.subject_id!r})"
+
+    def field(self, column: str) -> FieldContext:
+        return FieldContext(self.table, column, self.row_id, self.subject_id)
+
+    def error(self, column: str) -> DecryptionError:
+        return DecryptionError(self.table, column, self.row_id)
+
+    def open(
+        self,
+        column: str,
+        blob: bytes | bytearray | memoryview,
+        ciphers: Mapping[str, AESGCM],
+        fetch: Callable[[str, str], AESGCM],
+    ) -> FieldValue:
+        """Decrypt `column` of this row. The data key's cipher (see cipher()) comes from
+        `ciphers` by kid, or on a miss from fetch(kid, subject_id); errors raised by fetch
+        (KeyDestroyed, KeyNotFound) propagate unchanged, every other failure is
+        DecryptionError naming table, column and row.
+        """
+        if type(blob) is not bytes:
+            blob = bytes(blob)
+        try:
+            # _split() inlined for its common case: one-byte protected and ciphertext lengths.
+            first = blob[2]
+            if first == 0x58 and blob[blob[3] + 19] == 0x58:
+                h = blob[3] + 7
+                kid, enc_head = _header(blob[:h])
+                n = blob[h + 13]
+                # n >= 32 also rules out a non-canonical one-byte length (< 24).
+                if n < TAG_LEN + 16 or h + 14 + n != len(blob):
+                    raise ValueError("bad ciphertext")
+                iv = blob[h : h + 12]
+                ciphertext = blob[h + 14 :]
+            else:
+                kid, enc_head, iv, ciphertext = _split(blob)
+        except (ValueError, IndexError, TypeError):
+            raise self.error(column) from None
+        aead = ciphers.get(kid)
+        if aead is None:
+            aead = fetch(kid, self.subject_id)
+        try:
+            padded = aead.decrypt(iv, ciphertext, b"".join((enc_head, self._heads[column],
+                                                             self._rest)))
+            # _unpad_decode() inlined for text, the common case; the same checks.
+            payload = padded.rstrip(b"\x00")
+            n = len(payload) - 1
+            if n > 0 and payload[n] == 0x80 and payload[0] == TYPE_TEXT and n < len(_BUCKET_OF):
+                if _BUCKET_OF[n] != len(padded):
+                    raise ValueError("bad padding length")
+                return payload[1:n].decode("utf-8")
+            return _unpad_decode(padded)
+        except (ValueError, IndexError, TypeError, InvalidTag):
+            raise self.error(column) from None
+
+
+def cipher(key: bytes) -> AESGCM:
+    """The AES-256-GCM cipher of a data key, for RowContext.open's map of ciphers by kid
+    (building one costs about as much as a small decryption, so callers keep it)."""
+    if len(key) != KEY_LEN:
+        raise ValueError("data key must be 32 bytes")
+    return AESGCM(key)
+
+
 def read_kid(blob: bytes | bytearray | memoryview, ctx: FieldContext | None = None) -> str:
     """The data-key id of an envelope, so the caller can fetch the key before open_()."""
     try:
-        return _parse(blob)[1]
+        return _split(blob if type(blob) is bytes else bytes(blob))[0]
     except (ValueError, IndexError, TypeError):
         if ctx is None:
             raise DecryptionError("<unknown>", "<unknown>", "<unknown>") from None
@@ -312,12 +486,11 @@ def open_(
     If kid is given the envelope must name that data key.
     """
     try:
-        protected, blob_kid, iv, ciphertext = _parse(blob)
+        blob_kid, enc_head, iv, ciphertext = _split(blob if type(blob) is bytes else bytes(blob))
         if kid is not None and blob_kid != kid:
             raise ValueError("kid mismatch")
-        aad = b"".join((_ENC_STRUCTURE_HEAD, protected, _bstr(ctx.external_aad)))
-        padded = _aead(key).decrypt(iv, ciphertext, aad)
-        return decode_value(unpad(padded))
+        aad = b"".join((enc_head, _bstr(ctx.external_aad)))
+        return _unpad_decode(_aead(key).decrypt(iv, ciphertext, aad))
     except (ValueError, IndexError, TypeError, InvalidTag):
         # No chained cause: it could carry fragments of plaintext (e.g. a UnicodeDecodeError).
         raise ctx._error() from None
@@ -334,13 +507,12 @@ def open_with(
     tell an erased person from a damaged value; every other failure is DecryptionError.
     """
     try:
-        protected, kid, iv, ciphertext = _parse(blob)
+        kid, enc_head, iv, ciphertext = _split(blob if type(blob) is bytes else bytes(blob))
     except (ValueError, IndexError, TypeError):
         raise ctx._error() from None
     key = key_for_kid(kid)
     try:
-        aad = b"".join((_ENC_STRUCTURE_HEAD, protected, _bstr(ctx.external_aad)))
-        padded = _aead(key).decrypt(iv, ciphertext, aad)
-        return decode_value(unpad(padded))
+        aad = b"".join((enc_head, _bstr(ctx.external_aad)))
+        return _unpad_decode(_aead(key).decrypt(iv, ciphertext, aad))
     except (ValueError, IndexError, TypeError, InvalidTag):
         raise ctx._error() from None

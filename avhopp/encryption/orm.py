@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import weakref
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import LargeBinary, TypeDecorator, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, mapped_column, object_session
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.operators import is_, is_not
 
-from avhopp.crypto.envelope import FieldContext
+from avhopp.crypto.envelope import FieldContext, RowContext
+from avhopp.crypto.errors import KeyNotFound
 
 if TYPE_CHECKING:
     from avhopp.encryption.services import FieldCrypto
@@ -19,7 +23,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 SESSION_KEY = "avhopp.field_crypto"
-# Per-session map kid -> unwrapped data key (see FieldCrypto.open_field).
+# Per-session SessionKeys: kid -> the data key's AES-GCM cipher (see FieldCrypto.session_keys).
 SESSION_KEYS = "avhopp.session_keys"
 KINDS: dict[str, tuple[type, ...]] = {
     "text": (str,),
@@ -138,18 +142,31 @@ class Encrypted(Generic[T]):
         plain: dict[str, tuple[Any, Any]] | None = state.get("_avhopp_plain")
         if plain is None:
             plain = state["_avhopp_plain"] = {}
-        cached = plain.get(self.name)
-        if cached is not None and (cached[0] is blob or cached[0] == blob):
-            return cached[1]
+        else:
+            cached = plain.get(self.name)
+            if cached is not None and (cached[0] is blob or cached[0] == blob):
+                return cached[1]
         if blob is None:
             return None
         if blob is PENDING:
             raise EncryptionNotConfigured("value is pending encryption but not cached")
-        session = object_session(obj)
-        crypto = session.info.get(SESSION_KEY) if session is not None else None
-        if crypto is None:
+        session = instance_state(obj).session
+        if session is None:
             raise EncryptionNotConfigured("the object is not in a session with field crypto")
-        value = crypto.open_field(obj, self, bytes(blob), session=session)
+        # Looked up in the session every time, never kept on the object: the map is dropped
+        # at commit and rollback, and erasure evicts from it.
+        keys = session.info.get(SESSION_KEYS)
+        if keys is None:
+            crypto = session.info.get(SESSION_KEY)
+            if crypto is None:
+                raise EncryptionNotConfigured("the object is not in a session with field crypto")
+            keys = crypto.session_keys(session)
+        row = state.get("_avhopp_row") or row_context_of(obj)
+        try:
+            value = row.open(self.name, blob, keys, keys.fetch)
+        except KeyNotFound:
+            # Unknown key or another person's: to the reader, an undecryptable field.
+            raise row.error(self.name) from None
         plain[self.name] = (blob, value)
         return value
 
@@ -178,30 +195,53 @@ def subject_of(obj: object) -> uuid.UUID:
     return subject
 
 
-def context_of(obj: object, field: Encrypted[Any]) -> FieldContext:
-    """The field's encryption context, built once per object and field (it is immutable:
-    ids never change)."""
-    contexts: dict[str, FieldContext] = obj.__dict__.setdefault("_avhopp_ctx", {})
-    ctx = contexts.get(field.name)
-    if ctx is None:
-        ctx = contexts[field.name] = _build_context(obj, field)
-    return ctx
-
-
-def _build_context(obj: object, field: Encrypted[Any]) -> FieldContext:
-    ids = obj.__dict__.get("_avhopp_ids")
-    if ids is None:
+def row_context_of(obj: object) -> RowContext:
+    """The row's (table, row id, subject id), encoded once per object: ids never change."""
+    row = obj.__dict__.get("_avhopp_row")
+    if row is None:
         row_id = getattr(obj, "id", None)
         if not isinstance(row_id, uuid.UUID):
             # The id is part of the associated data, so it must exist before the INSERT.
             raise ValueError(f"{type(obj).__name__} must get its UUID id in the constructor")
-        ids = obj.__dict__["_avhopp_ids"] = (str(row_id), str(subject_of(obj)))
-    return FieldContext.for_row(
-        obj.__table__.name,  # type: ignore[attr-defined]
-        field.name,
-        ids[0],
-        ids[1],
-    )
+        row_str = str(row_id)
+        subject = subject_of(obj)
+        row = obj.__dict__["_avhopp_row"] = RowContext(
+            obj.__table__.name,  # type: ignore[attr-defined]
+            row_str,
+            row_str if subject == row_id else str(subject),  # a person is their own subject
+        )
+    return row
+
+
+def context_of(obj: object, field: Encrypted[Any]) -> FieldContext:
+    """The field's encryption context (for sealing; opening uses the row context directly)."""
+    return row_context_of(obj).field(field.name)
+
+
+class SessionKeys(dict[str, AESGCM]):
+    """Ciphers of the data keys already used in one session, by kid: a list page opens several
+    fields per person without the shared cache's lock and clock, or building a cipher per
+    field. Lives in session.info until the transaction ends (dropped at commit and rollback,
+    evicted by erasure); `fetch` fills it on a miss.
+
+    No reference cycle (the session is held weakly, fetch is a method, not a closure over the
+    map), so the keys go as soon as session.info lets go of the map, without waiting for the
+    garbage collector.
+    """
+
+    __slots__ = ("__weakref__", "_crypto", "_session")
+
+    def __init__(self, crypto: FieldCrypto, session: Session) -> None:
+        super().__init__()
+        self._crypto = crypto
+        self._session = weakref.ref(session)
+
+    def fetch(self, kid: str, subject_id: str) -> AESGCM:
+        session = self._session()
+        if session is None:
+            raise KeyNotFound(f"data key {kid}: the session is gone")
+        aead = self[kid] = self._crypto.cipher_by_id(session, kid, subject_id)
+        return aead
 
 
 def field_crypto_of(obj: object) -> FieldCrypto:

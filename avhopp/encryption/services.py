@@ -9,13 +9,14 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, object_session
 
 from avhopp.audit.services import Actor, record
 from avhopp.crypto.blindindex import blind_index, derive_index_key, truncation_bits
 from avhopp.crypto.datakeys import DataKeyCache, new_data_key, unwrap_data_key, wrap_data_key
-from avhopp.crypto.envelope import open_with, read_kid, seal
+from avhopp.crypto.envelope import cipher, read_kid, seal
 from avhopp.crypto.errors import DecryptionError, KeyDestroyed, KeyNotFound
 from avhopp.crypto.keyring import LocalKeyRing
 from avhopp.db import utcnow
@@ -25,8 +26,10 @@ from avhopp.encryption.orm import (
     SESSION_KEY,
     SESSION_KEYS,
     Encrypted,
+    SessionKeys,
     context_of,
     pending_fields,
+    row_context_of,
     subject_of,
 )
 from avhopp.identifiers import NORMALISERS
@@ -90,6 +93,14 @@ class FieldCrypto:
             kid = row.id
         return kid, self.key_by_id(session, kid, subject_id)
 
+    def cipher_by_id(self, session: Session, kid: str, subject_id: str) -> AESGCM:
+        """key_by_id(), as the key's AES-GCM cipher (cached with the key)."""
+        aead = self.cache.get_cipher(kid)
+        if aead is None:
+            key = self.key_by_id(session, kid, uuid.UUID(subject_id))
+            aead = self.cache.get_cipher(kid) or cipher(key)
+        return aead
+
     def key_by_id(self, session: Session, kid: str, subject_id: uuid.UUID | None = None) -> bytes:
         cached = self.cache.get(kid)
         if cached is not None:
@@ -124,31 +135,32 @@ class FieldCrypto:
 
     def open_field(self, obj: object, field: Encrypted[Any], blob: bytes, *,
                    session: Session | None = None) -> Any:
-        ctx = context_of(obj, field)
+        """Decrypt one field of obj (what reading the attribute does, minus its caching)."""
         session = session or object_session(obj)
+        row = row_context_of(obj)
         if session is None:
-            raise ctx._error()
-        # Keys already used in this session, without the shared cache's lock and clock: a list
-        # page opens several fields per person. The map lives as long as the session (a request).
-        local: dict[str, bytes] = session.info.setdefault(SESSION_KEYS, {})
+            raise row.error(field.name)
+        keys = self.session_keys(session)
+        try:
+            return row.open(field.name, blob, keys, keys.fetch)
+        except KeyNotFound:
+            # Unknown key or another person's: to the reader, an undecryptable field.
+            raise row.error(field.name) from None
 
-        def key_for(kid: str) -> bytes:
-            key = local.get(kid)
-            if key is None:
-                try:
-                    key = self.key_by_id(session, kid, uuid.UUID(ctx.subject_id))
-                except KeyNotFound:
-                    raise ctx._error() from None
-                local[kid] = key
-            return key
-
-        return open_with(key_for, ctx, blob)
+    def session_keys(self, session: Session) -> SessionKeys:
+        """The session's map of data keys already used (created on first use)."""
+        keys: SessionKeys | None = session.info.get(SESSION_KEYS)
+        if keys is None:
+            keys = session.info[SESSION_KEYS] = SessionKeys(self, session)
+        return keys
 
     def forget_key(self, session: Session | None, kid: str) -> None:
         """Drop a destroyed key from the shared cache and from this session's map."""
         self.cache.evict(kid)
         if session is not None:
-            session.info.get(SESSION_KEYS, {}).pop(kid, None)
+            keys = session.info.get(SESSION_KEYS)
+            if keys is not None:
+                keys.pop(kid, None)
 
     def preload_keys(self, session: Session, rows: Iterable[object]) -> int:
         """Fetch and unwrap, in one query, the data keys a list of rows needs (a list page over

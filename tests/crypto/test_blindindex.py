@@ -92,10 +92,11 @@ def test_truncation_keeps_at_least_min_candidates_per_value_unless_clamped(
 ) -> None:
     bits = truncation_bits(population, minimum)
     assert 8 <= bits <= 64
+    # Integer arithmetic: float division rounds 2**54 - 1 over 2**54 up to 1.0.
     if bits > 8:
-        assert population / 2**bits >= minimum
+        assert population >= minimum * 2**bits
     if bits < 64:
-        assert population / 2 ** (bits + 1) < minimum  # one more bit would break the guarantee
+        assert population < minimum * 2 ** (bits + 1)  # one more bit would break the guarantee
 
 
 def test_truncation_refuses_nonpositive_input() -> None:

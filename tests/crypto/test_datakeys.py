@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from avhopp.crypto import (
     DataKeyCache,
@@ -156,3 +157,20 @@ def test_cache_is_safe_under_concurrent_use() -> None:
     for t in threads:
         t.join()
     assert not errors and len(cache) <= 50
+
+
+def test_the_cached_cipher_is_the_keys_and_goes_with_it() -> None:
+    clock = FakeClock()
+    cache = DataKeyCache(60, clock=clock)
+    key = new_data_key()
+    cache.put("dk-1", key)
+    aead = cache.get_cipher("dk-1")
+    assert aead is not None and aead is cache.get_cipher("dk-1")  # built once, then reused
+    iv = bytes(12)
+    assert AESGCM(key).decrypt(iv, aead.encrypt(iv, b"x", b"aad"), b"aad") == b"x"
+    cache.evict("dk-1")
+    assert cache.get_cipher("dk-1") is None
+    cache.put("dk-2", key)
+    assert cache.get_cipher("dk-2") is not None
+    clock.now += 61
+    assert cache.get_cipher("dk-2") is None and cache.get("dk-2") is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
+import weakref
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,9 +15,13 @@ from sqlalchemy.orm import sessionmaker
 from avhopp.casework.models import Person
 from avhopp.crypto.errors import DecryptionError
 from avhopp.db import get_database
-from avhopp.encryption import services as enc
 from avhopp.encryption.models import DataKey
-from avhopp.encryption.orm import EncryptedComparisonError, EncryptionNotConfigured
+from avhopp.encryption.orm import (
+    SESSION_KEYS,
+    EncryptedComparisonError,
+    EncryptionNotConfigured,
+)
+from avhopp.encryption.services import FieldCrypto
 from tests.conftest import database_bytes
 
 CANARY = "Kanariefågel-7Q3X-personuppgift"
@@ -55,12 +61,25 @@ def test_stored_columns_hold_envelopes_not_plaintext(app, db):
 def test_reading_one_field_decrypts_only_that_field(app, db, monkeypatch):
     person_id = make_person(db, name="Anna", alias="A", phone="+46701234567", email="a@b.se")
     calls = []
-    original = enc.open_with
-    monkeypatch.setattr(enc, "open_with", lambda *a, **k: calls.append(1) or original(*a, **k))
+
+    class CountingAead:
+        def __init__(self, aead):
+            self.aead = aead
+
+        def decrypt(self, *args):
+            calls.append(1)
+            return self.aead.decrypt(*args)
+
+    original = FieldCrypto.cipher_by_id
+    monkeypatch.setattr(FieldCrypto, "cipher_by_id",
+                        lambda *a, **k: CountingAead(original(*a, **k)))
+    app.extensions["avhopp.field_crypto"].cache.clear()
     session, person = reload(app, person_id)
     assert person.name == "Anna"
     assert person.name == "Anna"
-    assert len(calls) == 1
+    assert len(calls) == 1  # one AES-GCM decryption: the other fields stay sealed
+    assert person.alias == "A"
+    assert len(calls) == 2
     session.close()
 
 
@@ -206,3 +225,83 @@ def test_canary_never_reaches_the_database(app, db):
     data = database_bytes(db)
     assert CANARY.encode() not in data
     assert b"kanarie@example.se" not in data
+
+
+def _rewrite_envelope(db, person_id, column, change):
+    blob = bytes(db.execute(
+        text(f"SELECT {column} FROM person WHERE id = :id"),  # noqa: S608
+        {"id": _param(db, person_id)},
+    ).scalar_one())
+    db.execute(
+        text(f"UPDATE person SET {column} = :blob WHERE id = :id"),  # noqa: S608
+        {"blob": change(blob), "id": _param(db, person_id)},
+    )
+    db.commit()
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda b: b[:4] + b"\xa2\x01\x01" + b[7:], id="other-algorithm"),
+    pytest.param(lambda b: b[:-1] + bytes([b[-1] ^ 1]), id="tag"),
+    pytest.param(lambda b: b[:50] + bytes([b[50] ^ 1]) + b[51:], id="iv"),
+    pytest.param(lambda b: b + b"\x00", id="extended"),
+    pytest.param(lambda b: b[:-1], id="truncated"),
+])
+def test_a_tampered_envelope_raises_the_typed_error_naming_table_column_and_row(
+    app, db, change
+):
+    person_id = make_person(db, name="Anna", alias="Nisse")
+    _rewrite_envelope(db, person_id, "name_enc", change)
+    session, person = reload(app, person_id)
+    assert person.alias == "Nisse"  # the row's key is loaded; the damaged field still fails
+    with pytest.raises(DecryptionError) as err:
+        _ = person.name
+    assert (err.value.table, err.value.column, err.value.row_id) == (
+        "person", "name", str(person_id))
+    assert "Anna" not in str(err.value)
+    session.close()
+
+
+def test_an_envelope_naming_an_unknown_data_key_raises_the_typed_error(app, db):
+    person_id = make_person(db, name="Anna")
+    # Same length, so the envelope stays well-formed: only the key lookup can refuse it.
+    def other_kid(blob):
+        assert blob[10:13] == b"dk-" and len(blob[10:45].decode()) == 35
+        return blob[:10] + b"dk-" + b"0" * 32 + blob[45:]
+
+    _rewrite_envelope(db, person_id, "name_enc", other_kid)
+    session, person = reload(app, person_id)
+    with pytest.raises(DecryptionError) as err:
+        _ = person.name
+    assert (err.value.column, err.value.row_id) == ("name", str(person_id))
+    session.close()
+
+
+def test_the_session_key_map_ends_with_the_transaction(app, db):
+    person_id = make_person(db, name="Anna")
+    session, person = reload(app, person_id)
+    assert person.name == "Anna"
+    assert session.info.get(SESSION_KEYS)
+    session.commit()
+    assert SESSION_KEYS not in session.info
+    session.expunge_all()  # a fresh object: its cached plaintext would need no key
+    person = session.get(Person, person_id)
+    assert person.name == "Anna"
+    assert session.info.get(SESSION_KEYS)
+    session.rollback()
+    assert SESSION_KEYS not in session.info
+    session.close()
+
+
+def test_the_session_key_map_is_freed_without_the_garbage_collector(app, db):
+    """No reference cycle keeps the data keys alive once the transaction ends."""
+    person_id = make_person(db, name="Anna")
+    session, person = reload(app, person_id)
+    assert person.name == "Anna"
+    keys = weakref.ref(session.info[SESSION_KEYS])
+    gc.disable()
+    try:
+        session.rollback()
+        assert keys() is None
+    finally:
+        gc.enable()
+    session.close()
