@@ -18,6 +18,7 @@ MODEL_MODULES = (
     "avhopp.encryption.models",
     "avhopp.casework.models",
     "avhopp.cases.models",
+    "avhopp.followups.models",
 )
 
 
