@@ -344,7 +344,7 @@ def _settle(session: Session, *, row_id: uuid.UUID, owner: str, now: dt.datetime
         report.errors.append(error.code)
     session.flush()
     record(session, action=action, object_type="outbox", object_id=str(row.id),
-           outcome="success" if error is None else "failure", details=details, now=now)
+           outcome="success" if error is None else "error", details=details, now=now)
 
 
 def send_outbox(

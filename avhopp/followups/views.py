@@ -1,0 +1,287 @@
+"""Follow-up pages: Min dag, the coordinator's overview, planning a follow-up on a track, and
+one follow-up's page (complete, reschedule, cancel); reminder preferences. Views parse a form,
+call one service with the current user, commit (refusals too) and redirect."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from avhopp.db import request_session
+from avhopp.errors import DomainError
+from avhopp.followups import queries
+from avhopp.followups import services as followups
+from avhopp.followups.forms import (
+    CONTACT_TYPE_LABELS,
+    KIND_LABELS,
+    MODE_LABELS,
+    RECURRENCE_LABELS,
+    CancelForm,
+    CompleteForm,
+    PreferenceForm,
+    RescheduleForm,
+    ScheduleForm,
+)
+from avhopp.permissions import requires
+from avhopp.security import now
+
+bp = Blueprint("followups", __name__, template_folder="templates", url_prefix="/followups")
+
+# The page of a track by its kind; a kind whose blueprint is absent falls back to Min dag.
+TRACK_PAGES = {"defector": "cases.track", "relative": "relatives.track"}
+
+
+def actor() -> Any:
+    return current_user._get_current_object()
+
+
+def settings() -> followups.FollowUpSettings:
+    return followups.FollowUpSettings.from_config(current_app.config)
+
+
+def zone() -> dt.tzinfo:
+    return settings().zone
+
+
+@bp.app_context_processor
+def _labels() -> dict[str, Any]:
+    return {"followup_labels": {"kind": KIND_LABELS, "recurrence": RECURRENCE_LABELS,
+                                "contact_type": CONTACT_TYPE_LABELS, "mode": MODE_LABELS}}
+
+
+@bp.app_template_filter("followup_time")
+def _followup_time(value: dt.datetime | None) -> str:
+    return value.astimezone(zone()).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def track_url(kind: str, track_id: uuid.UUID) -> str:
+    endpoint = TRACK_PAGES.get(kind)
+    if endpoint and endpoint in current_app.view_functions:
+        return url_for(endpoint, track_id=track_id)
+    return url_for("followups.my_day")
+
+
+def error_message(exc: DomainError) -> str:
+    messages = {
+        "stale_version": _("Someone else changed the follow-up meanwhile. Reload the page "
+                           "and try again."),
+        "follow_up_closed": _("The follow-up has already been completed or cancelled."),
+        "assignee": _("Choose an active staff member on the track's team."),
+        "due_too_far": _("The due time is too far ahead."),
+        "recurrence_rule": _("The custom rule is not valid: use e.g. FREQ=WEEKLY;INTERVAL=3, "
+                             "at most one occurrence every twelve hours, without an end."),
+        "reason_required": _("Give the reason in a sentence."),
+        "note_required": _("Write a note."),
+        "occurred_at": _("A journal entry records what has happened: the time cannot be in "
+                         "the future."),
+        "email": _("Give a single e-mail address."),
+    }
+    return messages.get(exc.code, _("The information could not be saved. Check the fields "
+                                    "and try again."))
+
+
+def run(call: Callable[[Session], Any]) -> tuple[Any, DomainError | None]:
+    """Call one service and commit; a refusal is committed too (its audit event must stay).
+    403 and 404 end the request."""
+    db = request_session()
+    try:
+        result = call(db)
+    except DomainError as exc:
+        db.commit()
+        if exc.status_code in (403, 404):
+            abort(exc.status_code)
+        return None, exc
+    db.commit()
+    return result, None
+
+
+def _aware(local: dt.datetime | None) -> dt.datetime | None:
+    return local.replace(tzinfo=zone()) if local is not None else None
+
+
+def _local_now() -> dt.datetime:
+    return now().astimezone(zone()).replace(tzinfo=None, second=0, microsecond=0)
+
+
+# --- dashboards -------------------------------------------------------------------------------
+
+
+@bp.route("/my-day")
+@requires("tracks.work")
+def my_day() -> Any:
+    day, _error = run(lambda db: queries.my_day(db, actor=actor(), now=now(),
+                                                settings=settings()))
+    preference, _error = run(lambda db: followups.preference_of(db, actor().id))
+    return render_template("followups/my_day.html", day=day, has_address=bool(
+        preference is not None and preference.email), track_url=track_url)
+
+
+@bp.route("/overview")
+@requires("tracks.list")
+def overview() -> Any:
+    view, _error = run(lambda db: queries.overview(db, actor=actor(), now=now(),
+                                                   settings=settings()))
+    return render_template("followups/overview.html", view=view, track_url=track_url)
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+def _schedule_page(track_id: uuid.UUID, form: ScheduleForm | None = None,
+                   status: int = 200) -> Any:
+    (track, team), _error = run(lambda db: queries.track_header(
+        db, actor=actor(), track_id=track_id, now=now()))
+    if form is None:
+        config = settings()
+        form = ScheduleForm(
+            formdata=None, kind="contact", assignee_id=str(actor().id),
+            due_at=_local_now() + dt.timedelta(days=7),
+            recurrence=followups.default_recurrence(track.risk_level, config),
+            reminder_lead_hours=config.reminder_lead_minutes // 60,
+            escalation_delay_hours=config.escalation_delay_minutes // 60)
+    form.assignee_id.choices = [(str(i), name) for i, name in team]
+    return render_template("followups/schedule.html", form=form, track=track,
+                           track_url=track_url), status
+
+
+@bp.route("/track/<uuid:track_id>/new")
+@requires("tracks.work")
+def new(track_id: uuid.UUID) -> Any:
+    return _schedule_page(track_id)
+
+
+@bp.route("/track/<uuid:track_id>/new", methods=["POST"])
+@requires("tracks.work")
+def schedule(track_id: uuid.UUID) -> Any:
+    form = ScheduleForm()
+    form.assignee_id.choices = None  # validated as a UUID; membership by the service
+    if form.validate_on_submit():
+        _row, error = run(lambda db: followups.schedule(
+            db, actor=actor(), track_id=track_id, kind=form.kind.data or "",
+            assignee_id=uuid.UUID(form.assignee_id.data), due_at=_aware(form.due_at.data),
+            recurrence=form.recurrence.data or "none",
+            recurrence_rule=form.recurrence_rule.data or None,
+            reminder_lead_minutes=int(form.reminder_lead_hours.data or 0) * 60,
+            escalation_delay_minutes=int(form.escalation_delay_hours.data or 0) * 60,
+            settings=settings(), now=now()))
+        if error is None:
+            flash(_("The follow-up has been planned."), "success")
+            return redirect(url_for("followups.my_day"))
+        field = {"assignee": form.assignee_id, "recurrence_rule": form.recurrence_rule,
+                 "due_too_far": form.due_at, "due_at": form.due_at}.get(error.code)
+        if field is not None:
+            field.errors = [error_message(error)]
+        else:
+            form.form_errors.append(error_message(error))
+    return _schedule_page(track_id, form, status=400)
+
+
+# --- one follow-up ----------------------------------------------------------------------------
+
+
+def _follow_up_page(follow_up_id: uuid.UUID, status: int = 200, **forms: Any) -> Any:
+    row, _error = run(lambda db: queries.one(db, actor=actor(), follow_up_id=follow_up_id,
+                                             now=now()))
+    version = str(row.version)
+    forms.setdefault("complete_form", CompleteForm(formdata=None, version=version,
+                                                   occurred_at=_local_now()))
+    forms.setdefault("reschedule_form", RescheduleForm(
+        formdata=None, version=version,
+        due_at=row.due_at.astimezone(zone()).replace(tzinfo=None)))
+    forms.setdefault("cancel_form", CancelForm(formdata=None, version=version))
+    return render_template("followups/follow_up.html", row=row, track_url=track_url,
+                           **forms), status
+
+
+@bp.route("/<uuid:follow_up_id>")
+@requires("tracks.work")
+def follow_up(follow_up_id: uuid.UUID) -> Any:
+    return _follow_up_page(follow_up_id)
+
+
+def _done(message: str) -> Any:
+    flash(message, "success")
+    return redirect(url_for("followups.my_day"))
+
+
+@bp.route("/<uuid:follow_up_id>/complete", methods=["POST"])
+@requires("tracks.work")
+def complete(follow_up_id: uuid.UUID) -> Any:
+    form = CompleteForm()
+    if form.validate_on_submit():
+        result, error = run(lambda db: followups.complete(
+            db, actor=actor(), follow_up_id=follow_up_id,
+            outcome=followups.OutcomeInput(
+                occurred_at=_aware(form.occurred_at.data),  # type: ignore[arg-type]
+                contact_type=form.contact_type.data or "",
+                contact_achieved=bool(form.contact_achieved.data), note=form.note.data or ""),
+            expected_version=int(form.version.data), settings=settings(), now=now()))
+        if error is None:
+            _row, following = result
+            return _done(_("The follow-up is done and the outcome is in the journal.")
+                         + (" " + _("The next occurrence has been planned.")
+                            if following is not None else ""))
+        form.form_errors.append(error_message(error))
+    return _follow_up_page(follow_up_id, status=400, complete_form=form)
+
+
+@bp.route("/<uuid:follow_up_id>/reschedule", methods=["POST"])
+@requires("tracks.work")
+def reschedule(follow_up_id: uuid.UUID) -> Any:
+    form = RescheduleForm()
+    if form.validate_on_submit():
+        _row, error = run(lambda db: followups.reschedule(
+            db, actor=actor(), follow_up_id=follow_up_id,
+            due_at=_aware(form.due_at.data),  # type: ignore[arg-type]
+            reason=form.reason.data or "", expected_version=int(form.version.data),
+            now=now()))
+        if error is None:
+            return _done(_("The follow-up has been moved."))
+        form.form_errors.append(error_message(error))
+    return _follow_up_page(follow_up_id, status=400, reschedule_form=form)
+
+
+@bp.route("/<uuid:follow_up_id>/cancel", methods=["POST"])
+@requires("tracks.work")
+def cancel(follow_up_id: uuid.UUID) -> Any:
+    form = CancelForm()
+    if form.validate_on_submit():
+        _row, error = run(lambda db: followups.cancel(
+            db, actor=actor(), follow_up_id=follow_up_id, reason=form.reason.data or "",
+            continue_series=bool(form.continue_series.data),
+            expected_version=int(form.version.data), settings=settings(), now=now()))
+        if error is None:
+            return _done(_("The follow-up has been cancelled."))
+        form.form_errors.append(error_message(error))
+    return _follow_up_page(follow_up_id, status=400, cancel_form=form)
+
+
+# --- preferences ------------------------------------------------------------------------------
+
+
+@bp.route("/preferences", methods=["GET", "POST"])
+@requires("tracks.work")
+def preferences() -> Any:
+    form = PreferenceForm()
+    if form.validate_on_submit():
+        _row, error = run(lambda db: followups.set_preference(
+            db, actor=actor(), mode=form.mode.data or "immediate",
+            email=form.email.data or None, now=now()))
+        if error is None:
+            flash(_("Your reminder settings have been saved."), "success")
+            return redirect(url_for("followups.my_day"))
+        form.email.errors = [error_message(error)]
+    elif not form.is_submitted():
+        current, _error = run(lambda db: followups.preference_of(db, actor().id))
+        if current is not None:
+            form.mode.data = current.mode
+            form.email.data = current.email
+    return render_template("followups/preferences.html", form=form), (
+        400 if form.errors else 200)
