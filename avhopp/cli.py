@@ -383,7 +383,12 @@ def scheduler_command() -> None:
     """Run the scheduler process (reminders, outbox, audit checkpoints, digests) until stopped.
     Run it beside the web server, never inside it; several at once are safe."""
     from avhopp import scheduler
+    from avhopp.followups.mail import MailConfigError, check_sending_config
 
+    try:
+        check_sending_config(current_app.config)
+    except MailConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     scheduler.run(current_app._get_current_object())  # type: ignore[attr-defined]
 
 

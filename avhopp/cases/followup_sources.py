@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from avhopp.cases.models import RiskAssessment
 from avhopp.casework.models import OPEN_STATUSES, Track
-from avhopp.followups.services import FollowUpSettings, register_source
+from avhopp.followups.services import register_source
+from avhopp.followups.settings import FollowUpSettings
 from avhopp.followups.sources import at_morning
 
 

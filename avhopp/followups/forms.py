@@ -11,6 +11,7 @@ from wtforms import (
     DateTimeLocalField,
     HiddenField,
     IntegerField,
+    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -38,8 +39,8 @@ MODE_LABELS = {"immediate": _l("Each reminder at once"), "digest": _l("One diges
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 
 
-def _choices(labels: dict[str, object]) -> list[tuple[str, object]]:
-    return list(labels.items())
+def _choices(labels: dict[str, object]) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in labels.items()]
 
 
 class _Versioned(FlaskForm):
@@ -52,7 +53,9 @@ class _Versioned(FlaskForm):
 
 class ScheduleForm(FlaskForm):
     kind = SelectField(_l("Kind"), choices=_choices(KIND_LABELS), validators=[InputRequired()])
-    assignee_id = SelectField(_l("Assigned to"), validators=[InputRequired()])
+    # Any UUID passes here; whether it is on the team is the service's decision.
+    assignee_id = SelectField(_l("Assigned to"), validators=[InputRequired()],
+                              validate_choice=False)
     due_at = DateTimeLocalField(_l("Due (local time)"), format=LOCAL_FORMAT,
                                 validators=[InputRequired()])
     recurrence = SelectField(_l("Repeats"), choices=_choices(RECURRENCE_LABELS),

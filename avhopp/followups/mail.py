@@ -150,9 +150,28 @@ class FolderMailer:
         (self.folder / f"{name}.eml").write_bytes(bytes(message))
 
 
+class MailConfigError(ValueError):
+    """The scheduler cannot send mail with this configuration."""
+
+
+def check_sending_config(config: Mapping[str, Any]) -> None:
+    """What the scheduler needs in production: a real SMTP server and an https link target.
+    (Plain SMTP is refused for every process by avhopp.config.validate.)"""
+    if config.get("ENV") != "production":
+        return
+    problems = []
+    if not config.get("SMTP_HOST"):
+        problems.append("SMTP_HOST is required in production (reminders must go out)")
+    if not str(config.get("BASE_URL", "")).startswith("https://"):
+        problems.append("BASE_URL must be the https:// address of the service")
+    if problems:
+        raise MailConfigError("; ".join(problems))
+
+
 def mailer_from_config(config: Mapping[str, Any]) -> Mailer:
-    """SMTP when a host is configured, else the development folder (production requires a
-    host: see avhopp.config.validate)."""
+    """SMTP when a host is configured, else the development folder (never in production:
+    see check_sending_config)."""
+    check_sending_config(config)
     settings = SmtpSettings.from_config(config)
     if settings.host:
         return SmtpMailer(settings)

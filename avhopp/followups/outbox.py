@@ -33,7 +33,7 @@ from avhopp.casework.models import Track
 from avhopp.db import session_scope
 from avhopp.followups.mail import Mailer, MailError, PermanentMailError, SmtpSettings
 from avhopp.followups.models import FollowUp, OutboxMessage, ReminderPreference
-from avhopp.followups.services import FollowUpSettings
+from avhopp.followups.settings import FollowUpSettings
 from avhopp.permissions import role_has
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from avhopp.casework.models import OPEN_STATUSES, JournalEntry, TeamMember, Trac
 from avhopp.casework.policy import Need, authorize, team_condition
 from avhopp.errors import NotFound
 from avhopp.followups.models import FollowUp, OutboxMessage
-from avhopp.followups.services import FollowUpSettings
+from avhopp.followups.settings import FollowUpSettings
 
 LIST_LIMIT = 200
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-import zoneinfo
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exists, select, update
@@ -24,7 +23,7 @@ from avhopp.accounts.models import User
 from avhopp.audit.policy import Actor
 from avhopp.audit.services import record, register_actions
 from avhopp.casework import services as casework
-from avhopp.casework.models import RISK_LEVELS, TeamMember, Track
+from avhopp.casework.models import TeamMember, Track
 from avhopp.casework.policy import Access, Need, authorize
 from avhopp.db import utcnow
 from avhopp.errors import Conflict, NotFound, ValidationError
@@ -36,7 +35,8 @@ from avhopp.followups.models import (
     OutboxMessage,
     ReminderPreference,
 )
-from avhopp.followups.recurrence import DEFAULT_CADENCE, occurrence_due, parse_custom_rule
+from avhopp.followups.recurrence import occurrence_due, parse_custom_rule
+from avhopp.followups.settings import FollowUpSettings
 from avhopp.permissions import role_has
 
 logger = logging.getLogger(__name__)
@@ -53,42 +53,6 @@ MAX_LEAD_MINUTES = 60 * 24 * 30
 MAX_ESCALATION_MINUTES = 60 * 24 * 60
 # How far ahead a follow-up may be planned; a date past this is a typing error.
 MAX_AHEAD = dt.timedelta(days=5 * 366)
-
-
-@dataclass(frozen=True)
-class FollowUpSettings:
-    """What the follow-up services and ticks need from the configuration."""
-
-    timezone: str = "Europe/Stockholm"
-    reminder_lead_minutes: int = 24 * 60
-    escalation_delay_minutes: int = 2 * 24 * 60
-    cadence: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CADENCE))
-    no_contact_days: int = 14
-    after_care_months: tuple[int, ...] = (3, 6, 12)
-    digest_hour: int = 7
-    base_url: str = "http://127.0.0.1:5000"
-
-    @property
-    def zone(self) -> dt.tzinfo:
-        return zoneinfo.ZoneInfo(self.timezone)
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> FollowUpSettings:
-        cadence = {level: str(config.get(f"FOLLOWUP_CADENCE_{level.upper()}",
-                                         DEFAULT_CADENCE[level])) for level in RISK_LEVELS}
-        months = str(config.get("FOLLOWUP_AFTER_CARE_MONTHS", "3,6,12"))
-        return cls(
-            timezone=str(config.get("AUDIT_TIMEZONE", cls.timezone)),
-            reminder_lead_minutes=int(config.get("FOLLOWUP_REMINDER_LEAD_MINUTES",
-                                                 cls.reminder_lead_minutes)),
-            escalation_delay_minutes=int(config.get("FOLLOWUP_ESCALATION_DELAY_MINUTES",
-                                                    cls.escalation_delay_minutes)),
-            cadence=cadence,
-            no_contact_days=int(config.get("FOLLOWUP_NO_CONTACT_DAYS", cls.no_contact_days)),
-            after_care_months=tuple(int(m) for m in months.split(",") if m.strip()),
-            digest_hour=int(config.get("FOLLOWUP_DIGEST_HOUR", cls.digest_hour)),
-            base_url=str(config.get("BASE_URL", cls.base_url)).rstrip("/"),
-        )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from avhopp.casework.models import OPEN_STATUSES, Consent, JournalEntry, PlanGoal, Track
-from avhopp.followups.services import FollowUpSettings, register_source
+from avhopp.followups.services import register_source
+from avhopp.followups.settings import FollowUpSettings
 
 Wanted = Iterator[tuple[str, object, str, dt.datetime]]
 # Consents are renewed in the fortnight before they lapse.

@@ -13,6 +13,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
+from wtforms import SelectChoice
 
 from avhopp.db import request_session
 from avhopp.errors import DomainError
@@ -146,7 +147,7 @@ def _schedule_page(track_id: uuid.UUID, form: ScheduleForm | None = None,
             recurrence=followups.default_recurrence(track.risk_level, config),
             reminder_lead_hours=config.reminder_lead_minutes // 60,
             escalation_delay_hours=config.escalation_delay_minutes // 60)
-    form.assignee_id.choices = [(str(i), name) for i, name in team]
+    form.assignee_id.choices = [SelectChoice(str(i), name) for i, name in team]
     return render_template("followups/schedule.html", form=form, track=track,
                            track_url=track_url), status
 
@@ -161,7 +162,6 @@ def new(track_id: uuid.UUID) -> Any:
 @requires("tracks.work")
 def schedule(track_id: uuid.UUID) -> Any:
     form = ScheduleForm()
-    form.assignee_id.choices = None  # validated as a UUID; membership by the service
     if form.validate_on_submit():
         _row, error = run(lambda db: followups.schedule(
             db, actor=actor(), track_id=track_id, kind=form.kind.data or "",
