@@ -7,6 +7,7 @@ It runs beside the web server, never inside a web worker.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -51,21 +52,19 @@ def _guarded(name: str, job: Callable[[], Any]) -> Callable[[], None]:
 
 
 def build(app: Any) -> BlockingScheduler:
+    """The scheduler with every duty due at once: a restarted scheduler catches up first."""
     scheduler = BlockingScheduler(timezone="UTC")
+    start = dt.datetime.now(dt.UTC)
     for name, job in duties(app).items():
         # coalesce + max_instances=1: a tick that overruns is not stacked; after a pause one
         # run catches up (the tables say what is due, not the number of missed ticks).
         scheduler.add_job(_guarded(name, job), "interval", seconds=INTERVALS[name], id=name,
                           coalesce=True, max_instances=1, misfire_grace_time=None,
-                          next_run_time=None)
+                          next_run_time=start)
     return scheduler
 
 
 def run(app: Any) -> None:  # pragma: no cover - blocks until a signal
-    import datetime as dt
-
     scheduler = build(app)
-    for job in scheduler.get_jobs():
-        job.modify(next_run_time=dt.datetime.now(dt.UTC))
     logger.info("scheduler started: %s", ", ".join(sorted(INTERVALS)))
     scheduler.start()
