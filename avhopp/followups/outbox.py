@@ -22,14 +22,14 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from avhopp.accounts.models import User
 from avhopp.audit.services import record, register_actions
-from avhopp.casework.models import Track
+from avhopp.casework.models import OPEN_STATUSES, Track
 from avhopp.db import session_scope
 from avhopp.followups.mail import Mailer, MailError, PermanentMailError, SmtpSettings
 from avhopp.followups.models import FollowUp, OutboxMessage, ReminderPreference
@@ -45,6 +45,7 @@ register_actions({
 })
 
 MY_DAY_PATH = "/followups/my-day"
+LIVE_STATUSES = (*OPEN_STATUSES, "after_care")
 ENQUEUE_BATCH = 1000
 
 
@@ -145,17 +146,18 @@ def enqueue_reminders(session: Session, *, now: dt.datetime,
     while True:
         due = session.execute(
             select(FollowUp.id, FollowUp.revision, FollowUp.assignee_id, FollowUp.due_at,
-                   Track.code)
+                   Track.code, _is_live())
             .join(Track, Track.id == FollowUp.track_id)
             .where(FollowUp.status == "open", FollowUp.remind_at <= now,
                    FollowUp.reminded_revision < FollowUp.revision)
+            .order_by(FollowUp.remind_at)
             .limit(ENQUEUE_BATCH)).all()
         if not due:
             return queued
         wanted = _immediate_recipients(session, (row.assignee_id for row in due))
         rows = []
         for row in due:
-            if row.assignee_id not in wanted:
+            if row.assignee_id not in wanted or not row.live:
                 continue
             subject, body = _text("reminder", settings, code=row.code,
                                   due=_local(row.due_at, settings))
@@ -165,6 +167,13 @@ def enqueue_reminders(session: Session, *, now: dt.datetime,
                 body=body, now=now))
         queued += _insert_ignoring_duplicates(session, rows)
         _mark(session, due, FollowUp.reminded_revision)
+
+
+def _is_live() -> Any:
+    """Whether a follow-up still calls for mail: its track is open, or it is an after-care
+    check-in (which comes after closure). Follow-ups left open on a closed track are marked
+    as handled by the tick without mail; they stay visible on Min dag until someone acts."""
+    return or_(Track.status.in_(LIVE_STATUSES), FollowUp.kind == "after_care").label("live")
 
 
 def _mark(session: Session, due: Sequence[Any], column: Any) -> None:
@@ -192,16 +201,19 @@ def enqueue_escalations(session: Session, *, now: dt.datetime,
     while True:
         due = session.execute(
             select(FollowUp.id, FollowUp.revision, FollowUp.assignee_id, FollowUp.due_at,
-                   Track.code, Track.owner_id)
+                   Track.code, _is_live(), Track.owner_id)
             .join(Track, Track.id == FollowUp.track_id)
             .where(FollowUp.status == "open", FollowUp.escalate_at <= now,
                    FollowUp.escalated_revision < FollowUp.revision)
+            .order_by(FollowUp.escalate_at)
             .limit(ENQUEUE_BATCH)).all()
         if not due:
             return queued
         targets: dict[Any, list[uuid.UUID]] = {}
         for row in due:
-            if row.owner_id != row.assignee_id:
+            if not row.live:
+                targets[row] = []
+            elif row.owner_id != row.assignee_id:
                 targets[row] = [row.owner_id]
             else:
                 if coordinators is None:

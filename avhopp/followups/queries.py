@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, func, nulls_first, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from avhopp.accounts.models import User
@@ -120,11 +120,13 @@ def my_day(session: Session, *, actor: Actor, now: dt.datetime,
                     .where(JournalEntry.track_id == Track.id,
                            JournalEntry.contact_achieved.is_(True))
                     .correlate(Track).scalar_subquery())
+    last = last_contact.label("last")
     quiet = [QuietTrack(*row) for row in session.execute(
-        select(Track.id, Track.code, last_contact.label("last"))
+        select(Track.id, Track.code, last)
         .where(my_open_tracks, Track.opened_at < limit,
                or_(last_contact.is_(None), last_contact < limit))
-        .order_by(Track.code).limit(LIST_LIMIT))]
+        # Longest silence first: never reached, then the oldest last contact.
+        .order_by(nulls_first(last.asc()), Track.code).limit(LIST_LIMIT))]
     return MyDay(
         overdue=overdue,
         today=[r for r in upcoming if r.due_at < tomorrow],

@@ -236,3 +236,23 @@ def test_the_whole_flow_mails_nothing_personal(make_app, db, clock, smtp_server)
     with get_database(app).scope() as session:
         bodies = [r.body + r.subject for r in session.scalars(select(OutboxMessage))]
     assert_no_canary([b.encode() for b in bodies])
+
+
+def test_a_closed_track_gets_no_reminders_except_after_care(make_app, db, clock, smtp_server):
+    from avhopp.casework import services as casework
+    from avhopp.followups import services as followups
+    from tests.followups.conftest import actor_of
+
+    app = mail_app(make_app, smtp_server)
+    world = make_world(app, db)
+    schedule(db, world, due_at=START + dt.timedelta(hours=1))
+    followups.schedule(db, actor=actor_of(db, world.worker), track_id=world.track.id,
+                       kind="after_care", assignee_id=world.worker.id,
+                       due_at=START + dt.timedelta(hours=2), now=START)
+    casework.change_status(db, actor=actor_of(db, world.worker), track_id=world.track.id,
+                           to_status="closed", closure_reason="goal_reached", now=START)
+    db.commit()
+    ticks.run_all(app)
+    ticks.run_all(app)
+    assert len(smtp_server.messages) == 1
+    assert [r.follow_up_id is not None for r in outbox_rows(db)] == [True]
