@@ -155,7 +155,7 @@ def enqueue_reminders(session: Session, *, now: dt.datetime,
         if not due:
             return queued
         wanted = _immediate_recipients(session, (row.assignee_id for row in due))
-        rows = []
+        rows: list[dict[str, Any]] = []
         for row in due:
             if row.assignee_id not in wanted or not row.live:
                 continue
@@ -220,7 +220,7 @@ def enqueue_escalations(session: Session, *, now: dt.datetime,
                     coordinators = _coordinators(session)
                 targets[row] = [c for c in coordinators if c != row.assignee_id]
         reachable = _with_address(session, (u for ids in targets.values() for u in ids))
-        rows = []
+        rows: list[dict[str, Any]] = []
         for row, recipients in targets.items():
             subject, body = _text("escalation", settings, code=row.code,
                                   due=_local(row.due_at, settings))
@@ -258,7 +258,7 @@ def enqueue_digests(session: Session, *, now: dt.datetime, settings: FollowUpSet
         .where(FollowUp.status == "open", FollowUp.assignee_id.in_(users),
                FollowUp.due_at < week_end)
         .group_by(FollowUp.assignee_id)).all()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for user_id, overdue, today, week in counts:
         if not (overdue or today or week):
             continue

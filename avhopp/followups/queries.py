@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, exists, func, nulls_first, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -67,7 +68,7 @@ class MailProblem:
     recipient: str
     status: str
     attempts: int
-    last_error: str
+    last_error: str | None
     created_at: dt.datetime
 
 
@@ -78,7 +79,7 @@ class Overview:
     mail_problems: list[MailProblem]
 
 
-def _rows_select():  # type: ignore[no-untyped-def]
+def _rows_select() -> Any:
     return (select(FollowUp.id, FollowUp.track_id, Track.code, Track.kind, FollowUp.kind,
                    FollowUp.status, FollowUp.due_at, User.username, FollowUp.occurrence,
                    FollowUp.recurrence,
@@ -87,7 +88,7 @@ def _rows_select():  # type: ignore[no-untyped-def]
             .join(User, User.id == FollowUp.assignee_id))
 
 
-def _rows(session: Session, query) -> list[FollowUpRow]:  # type: ignore[no-untyped-def]
+def _rows(session: Session, query: Any) -> list[FollowUpRow]:
     return [FollowUpRow(*row) for row in session.execute(query)]
 
 

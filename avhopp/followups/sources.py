@@ -33,6 +33,8 @@ def consent_expiry(session: Session, now: dt.datetime, settings: FollowUpSetting
         .where(Consent.valid_to.is_not(None), Consent.revoked_at.is_(None),
                Consent.valid_to >= now.date(), Track.status.in_(OPEN_STATUSES)))
     for consent_id, track_id, valid_to in rows:
+        if valid_to is None:  # excluded by the query; keeps the type checker honest
+            continue
         yield (f"consent:{consent_id}:{valid_to.isoformat()}", track_id, "consent_renewal",
                at_morning(valid_to - CONSENT_NOTICE, settings))
 
@@ -45,6 +47,8 @@ def plan_targets(session: Session, now: dt.datetime, settings: FollowUpSettings)
                PlanGoal.status.in_(("not_started", "ongoing", "partly")),
                Track.status.in_(OPEN_STATUSES)))
     for goal_id, track_id, target_on in rows:
+        if target_on is None:
+            continue
         yield (f"goal:{goal_id}:{target_on.isoformat()}", track_id, "plan_target",
                at_morning(target_on, settings))
 
@@ -54,6 +58,8 @@ def after_care(session: Session, now: dt.datetime, settings: FollowUpSettings) -
         select(Track.id, Track.closed_at)
         .where(Track.status.in_(("closed", "after_care")), Track.closed_at.is_not(None)))
     for track_id, closed_at in rows:
+        if closed_at is None:
+            continue
         closed_day = closed_at.astimezone(settings.zone).date()
         for months in settings.after_care_months:
             day = closed_day + relativedelta(months=months)

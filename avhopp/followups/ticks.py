@@ -13,16 +13,18 @@ from avhopp.db import get_database, utcnow
 from avhopp.followups import outbox
 from avhopp.followups import services as followups
 from avhopp.followups.mail import Mailer, SmtpSettings, mailer_from_config
+from avhopp.followups.settings import FollowUpSettings
 
 logger = logging.getLogger(__name__)
 
 
 def clock_of(app: Any) -> Callable[[], dt.datetime]:
-    return app.config.get("CLOCK") or utcnow  # type: ignore[no-any-return]
+    clock: Callable[[], dt.datetime] = app.config.get("CLOCK") or utcnow
+    return clock
 
 
-def settings_of(app: Any) -> followups.FollowUpSettings:
-    return followups.FollowUpSettings.from_config(app.config)
+def settings_of(app: Any) -> FollowUpSettings:
+    return FollowUpSettings.from_config(app.config)
 
 
 def derive_tick(app: Any) -> int:
