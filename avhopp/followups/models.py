@@ -8,6 +8,7 @@ and so encrypted under the person's key like the rest of the track.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 
 from sqlalchemy import ForeignKey, Index, String, Text
@@ -136,3 +137,12 @@ class ReminderPreference(Base):
     mode: Mapped[str] = mapped_column(String(10), default="immediate", info=INTERNAL)
     email: Mapped[str | None] = mapped_column(String(254), info=INTERNAL)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, info=INTERNAL)
+    # The personal calendar feed (codes and due times only): SHA-256 of its secret token, so a
+    # copy of the database does not give the feed away. Revoking clears it.
+    calendar_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True,
+                                                            info=INTERNAL)
+    calendar_created_at: Mapped[dt.datetime | None] = mapped_column(info=INTERNAL)
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -20,8 +20,9 @@ from avhopp.audit.services import record
 from avhopp.casework.models import OPEN_STATUSES, JournalEntry, TeamMember, Track
 from avhopp.casework.policy import Need, authorize, team_condition
 from avhopp.errors import NotFound
-from avhopp.followups.models import FollowUp, OutboxMessage
+from avhopp.followups.models import FollowUp, OutboxMessage, ReminderPreference
 from avhopp.followups.settings import FollowUpSettings
+from avhopp.permissions import role_has
 
 LIST_LIMIT = 200
 
@@ -202,3 +203,24 @@ def track_header(session: Session, *, actor: Actor, track_id: uuid.UUID,
         .where(or_(User.id == track.owner_id, User.id.in_(members)), User.is_active.is_(True))
         .order_by(User.username))]
     return track, team
+
+
+CALENDAR_PAST = dt.timedelta(days=30)
+CALENDAR_AHEAD = dt.timedelta(days=366)
+CALENDAR_LIMIT = 1000
+
+
+def calendar(session: Session, *, token: str, now: dt.datetime) -> list[FollowUpRow] | None:
+    """The open follow-ups of the owner of a calendar token, or None for an unknown or revoked
+    token or an owner who may no longer work tracks. Codes and times only."""
+    owner = session.execute(
+        select(User.id, User.role)
+        .join(ReminderPreference, ReminderPreference.user_id == User.id)
+        .where(ReminderPreference.calendar_token_hash == ReminderPreference.hash_token(token),
+               User.is_active.is_(True))).one_or_none()
+    if owner is None or not role_has(owner.role, "tracks.work"):
+        return None
+    return _rows(session, _rows_select().where(
+        FollowUp.assignee_id == owner.id, FollowUp.status == "open",
+        FollowUp.due_at >= now - CALENDAR_PAST, FollowUp.due_at < now + CALENDAR_AHEAD)
+        .order_by(FollowUp.due_at).limit(CALENDAR_LIMIT))

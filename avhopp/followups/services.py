@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ register_actions({
     "followup.rescheduled": frozenset({"follow_up_id", "revision"}),
     "followup.cancelled": frozenset({"follow_up_id", "continue_series", "next_id"}),
     "followup.preference_changed": frozenset({"mode", "has_email"}),
+    "followup.calendar_link_created": frozenset(),
+    "followup.calendar_link_revoked": frozenset(),
 })
 
 MAX_LEAD_MINUTES = 60 * 24 * 30
@@ -355,6 +358,41 @@ def set_preference(
 
 def preference_of(session: Session, user_id: uuid.UUID) -> ReminderPreference | None:
     return session.get(ReminderPreference, user_id)
+
+
+def _own_preference(session: Session, actor: Actor, now: dt.datetime) -> ReminderPreference:
+    if actor is None:
+        raise ValidationError("an actor is required", code="actor")
+    row = session.get(ReminderPreference, actor.id)
+    if row is None:
+        row = ReminderPreference(user_id=actor.id, mode="immediate", updated_at=now)
+        session.add(row)
+    return row
+
+
+def create_calendar_link(session: Session, *, actor: Actor,
+                         now: dt.datetime | None = None) -> str:
+    """A new secret token for the caller's calendar feed (any earlier link stops working).
+    Returned once; only its hash is stored."""
+    now = _now(now)
+    authorize(session, actor=actor, need=Need.LIST_MINE, now=now)
+    row = _own_preference(session, actor, now)
+    token = secrets.token_urlsafe(32)
+    row.calendar_token_hash = ReminderPreference.hash_token(token)
+    row.calendar_created_at = now
+    session.flush()
+    record(session, action="followup.calendar_link_created", actor=actor, now=now)
+    return token
+
+
+def revoke_calendar_link(session: Session, *, actor: Actor,
+                         now: dt.datetime | None = None) -> None:
+    now = _now(now)
+    row = _own_preference(session, actor, now)
+    row.calendar_token_hash = None
+    row.calendar_created_at = None
+    session.flush()
+    record(session, action="followup.calendar_link_revoked", actor=actor, now=now)
 
 
 # --- generated follow-ups -------------------------------------------------------------------

@@ -9,7 +9,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
@@ -17,7 +26,7 @@ from wtforms import SelectChoice
 
 from avhopp.db import request_session
 from avhopp.errors import DomainError
-from avhopp.followups import queries
+from avhopp.followups import ical, queries
 from avhopp.followups import services as followups
 from avhopp.followups.forms import (
     CONTACT_TYPE_LABELS,
@@ -30,7 +39,7 @@ from avhopp.followups.forms import (
     RescheduleForm,
     ScheduleForm,
 )
-from avhopp.permissions import requires
+from avhopp.permissions import PUBLIC, requires
 from avhopp.security import now
 
 bp = Blueprint("followups", __name__, template_folder="templates", url_prefix="/followups")
@@ -327,5 +336,50 @@ def preferences() -> Any:
         if current is not None:
             form.mode.data = current.mode
             form.email.data = current.email
-    return render_template("followups/preferences.html", form=form), (
-        400 if form.errors else 200)
+    return render_template("followups/preferences.html", form=form,
+                           has_calendar=_has_calendar()), (400 if form.errors else 200)
+
+
+def _has_calendar() -> bool:
+    current, _error = run(lambda db: followups.preference_of(db, actor().id))
+    return bool(current is not None and current.calendar_token_hash)
+
+
+# --- calendar feed ------------------------------------------------------------------------------
+
+MAX_TOKEN_LENGTH = 100
+
+
+@bp.route("/calendar/new", methods=["POST"])
+@requires("tracks.work")
+def new_calendar_link() -> Any:
+    """Make (or replace) the caller's calendar link and show it once."""
+    token, _error = run(lambda db: followups.create_calendar_link(db, actor=actor(),
+                                                                  now=now()))
+    link = url_for("followups.calendar", token=token, _external=True)
+    return render_template("followups/preferences.html", form=PreferenceForm(formdata=None),
+                           has_calendar=True, calendar_link=link)
+
+
+@bp.route("/calendar/revoke", methods=["POST"])
+@requires("tracks.work")
+def revoke_calendar_link() -> Any:
+    run(lambda db: followups.revoke_calendar_link(db, actor=actor(), now=now()))
+    flash(_("The calendar link no longer works."), "success")
+    return redirect(url_for("followups.preferences"))
+
+
+@bp.route("/calendar/<token>.ics")
+@requires(PUBLIC)
+def calendar(token: str) -> Any:
+    """The feed a calendar program polls: the secret token is the credential (no login), and
+    the feed holds track codes and due times only. Unknown, revoked or malformed: 404."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        abort(404)
+    rows, _error = run(lambda db: queries.calendar(db, token=token, now=now()))
+    if rows is None:
+        abort(404)
+    body = ical.render(rows, now=now(), link=url_for("followups.my_day", _external=True))
+    response = Response(body, mimetype="text/calendar")
+    response.headers["Cache-Control"] = "no-store"
+    return response

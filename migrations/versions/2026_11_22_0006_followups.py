@@ -25,8 +25,11 @@ def upgrade() -> None:
     sa.Column('mode', sa.String(length=10), nullable=False),
     sa.Column('email', sa.String(length=254), nullable=True),
     sa.Column('updated_at', UTCDateTime(), nullable=False),
+    sa.Column('calendar_token_hash', sa.String(length=64), nullable=True),
+    sa.Column('calendar_created_at', UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['staff_user.id'], name=op.f('fk_reminder_preference_user_id_staff_user'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_reminder_preference'))
+    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_reminder_preference')),
+    sa.UniqueConstraint('calendar_token_hash', name=op.f('uq_reminder_preference_calendar_token_hash'))
     )
     op.create_table('follow_up',
     sa.Column('id', sa.Uuid(), nullable=False),
