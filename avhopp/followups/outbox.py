@@ -64,6 +64,7 @@ class OutboxSettings:
             max_attempts=int(config.get("OUTBOX_MAX_ATTEMPTS", cls.max_attempts)),
             retry_base_seconds=int(config.get("OUTBOX_RETRY_BASE_SECONDS",
                                               cls.retry_base_seconds)),
+            batch_size=int(config.get("OUTBOX_BATCH_SIZE", cls.batch_size)),
         )
 
 
@@ -359,32 +360,63 @@ def _settle(session: Session, *, row_id: uuid.UUID, owner: str, now: dt.datetime
            outcome="success" if error is None else "error", details=details, now=now)
 
 
+# Failures of the server rather than of one message: the rest of the batch waits too, rather
+# than each mail waiting out its own connection timeout while the lease runs down.
+SERVER_ERRORS = frozenset({"unreachable", "tls_verify_failed", "tls_failed",
+                           "starttls_not_offered", "connection_lost"})
+MAX_BATCHES_PER_TICK = 10
+
+
+def _release(session: Session, *, ids: Sequence[uuid.UUID], owner: str,
+             retry_at: dt.datetime) -> None:
+    """Give back leased rows unattempted, to be tried again at `retry_at`."""
+    if ids:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.lease_owner == owner,
+                   OutboxMessage.status == "pending")
+            .values(lease_owner=None, lease_until=None, next_attempt_at=retry_at)
+            .execution_options(synchronize_session=False))
+
+
+def _send_one(factory: sessionmaker[Session], *, row_id: uuid.UUID, mailer: Mailer,
+              smtp: SmtpSettings, clock: Callable[[], dt.datetime]) -> MailError | None:
+    with session_scope(factory) as session:
+        row = session.get(OutboxMessage, row_id)
+        preference = session.get(ReminderPreference, row.recipient_id) if row else None
+        message = None
+        if row is not None and preference is not None and preference.email:
+            message = build_message(row, to=preference.email, mail_from=smtp.mail_from,
+                                    now=clock())
+    if message is None:
+        return PermanentMailError("no_address")
+    try:
+        mailer.send(message)
+    except MailError as exc:
+        return exc
+    return None
+
+
 def send_outbox(
     factory: sessionmaker[Session], *, mailer: Mailer, smtp: SmtpSettings,
     settings: OutboxSettings, clock: Callable[[], dt.datetime],
 ) -> SendReport:
-    """Claim a batch, send each mail outside any transaction, settle each in its own."""
+    """Claim a batch, send each mail outside any transaction, settle each in its own; repeat
+    while batches come back full (a backlog after downtime drains in one tick)."""
     owner = secrets.token_hex(8)
     report = SendReport()
-    with session_scope(factory) as session:
-        ids = claim(session, now=clock(), owner=owner, settings=settings)
-    for row_id in ids:
+    for _batch in range(MAX_BATCHES_PER_TICK):
         with session_scope(factory) as session:
-            row = session.get(OutboxMessage, row_id)
-            preference = session.get(ReminderPreference, row.recipient_id) if row else None
-            message = None
-            if row is not None and preference is not None and preference.email:
-                message = build_message(row, to=preference.email, mail_from=smtp.mail_from,
-                                        now=clock())
-        error: MailError | None = None
-        if message is None:
-            error = PermanentMailError("no_address")
-        else:
-            try:
-                mailer.send(message)
-            except MailError as exc:
-                error = exc
-        with session_scope(factory) as session:
-            _settle(session, row_id=row_id, owner=owner, now=clock(), error=error,
-                    settings=settings, report=report)
+            ids = claim(session, now=clock(), owner=owner, settings=settings)
+        for index, row_id in enumerate(ids):
+            error = _send_one(factory, row_id=row_id, mailer=mailer, smtp=smtp, clock=clock)
+            with session_scope(factory) as session:
+                _settle(session, row_id=row_id, owner=owner, now=clock(), error=error,
+                        settings=settings, report=report)
+                if error is not None and error.code in SERVER_ERRORS:
+                    _release(session, ids=ids[index + 1:], owner=owner,
+                             retry_at=clock() + _backoff(1, settings))
+                    return report
+        if len(ids) < settings.batch_size:
+            return report
     return report

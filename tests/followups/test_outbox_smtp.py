@@ -256,3 +256,37 @@ def test_a_closed_track_gets_no_reminders_except_after_care(make_app, db, clock,
     ticks.run_all(app)
     assert len(smtp_server.messages) == 1
     assert [r.follow_up_id is not None for r in outbox_rows(db)] == [True]
+
+
+def test_a_server_that_cannot_be_reached_holds_back_the_whole_batch(
+        make_app, db, clock, smtp_server):
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    app = mail_app(make_app, smtp_server, SMTP_PORT=port)  # nothing listens there
+    world = make_world(app, db)
+    for hours in (1, 2, 3):
+        schedule(db, world, due_at=START + dt.timedelta(hours=hours))
+    report = ticks.run_all(app)
+    assert report.errors == ["unreachable"]
+    rows = outbox_rows(db)
+    assert sorted(r.attempts for r in rows) == [0, 0, 1]
+    assert {r.lease_owner for r in rows} == {None}
+    assert {r.next_attempt_at for r in rows} == {clock() + dt.timedelta(seconds=60)}
+
+
+def test_a_backlog_larger_than_a_batch_drains_in_one_tick(make_app, db, clock, smtp_server):
+    from avhopp.followups import services as followups
+    from tests.followups.conftest import actor_of
+
+    app = mail_app(make_app, smtp_server, OUTBOX_BATCH_SIZE=2)
+    world = make_world(app, db)
+    for hours in range(1, 6):
+        followups.schedule(db, actor=actor_of(db, world.worker), track_id=world.track.id,
+                           kind="contact", assignee_id=world.worker.id,
+                           due_at=START + dt.timedelta(hours=hours), now=START)
+    db.commit()
+    report = ticks.run_all(app)
+    assert report.sent == 5 and len(smtp_server.messages) == 5
