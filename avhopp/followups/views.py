@@ -245,10 +245,11 @@ def _follow_up_page(follow_up_id: uuid.UUID, status: int = 200, **forms: Any) ->
     version = str(row.version)
     forms.setdefault("complete_form", CompleteForm(formdata=None, version=version,
                                                    occurred_at=_local_now()))
+    # Prefixes: three forms on one page must not share field ids (labels point at ids).
     forms.setdefault("reschedule_form", RescheduleForm(
-        formdata=None, version=version,
+        formdata=None, prefix="move", version=version,
         due_at=row.due_at.astimezone(zone()).replace(tzinfo=None)))
-    forms.setdefault("cancel_form", CancelForm(formdata=None, version=version))
+    forms.setdefault("cancel_form", CancelForm(formdata=None, prefix="cancel", version=version))
     return render_template("followups/follow_up.html", row=row, track_url=track_url,
                            **forms), status
 
@@ -288,7 +289,7 @@ def complete(follow_up_id: uuid.UUID) -> Any:
 @bp.route("/<uuid:follow_up_id>/reschedule", methods=["POST"])
 @requires("tracks.work")
 def reschedule(follow_up_id: uuid.UUID) -> Any:
-    form = RescheduleForm()
+    form = RescheduleForm(prefix="move")
     if form.validate_on_submit():
         _row, error = run(lambda db: followups.reschedule(
             db, actor=actor(), follow_up_id=follow_up_id,
@@ -304,7 +305,7 @@ def reschedule(follow_up_id: uuid.UUID) -> Any:
 @bp.route("/<uuid:follow_up_id>/cancel", methods=["POST"])
 @requires("tracks.work")
 def cancel(follow_up_id: uuid.UUID) -> Any:
-    form = CancelForm()
+    form = CancelForm(prefix="cancel")
     if form.validate_on_submit():
         _row, error = run(lambda db: followups.cancel(
             db, actor=actor(), follow_up_id=follow_up_id, reason=form.reason.data or "",

@@ -70,14 +70,37 @@ def test_complete_from_the_follow_up_page_plans_the_next_occurrence(app, db, clo
     assert "Nästa tillfälle är planerat." in text(client.get("/followups/my-day"))
 
 
+def test_the_three_forms_of_a_follow_up_page_share_no_field_id(app, db, clock):
+    world = make_world(app, db, emails=False)
+    row = schedule(db, world)
+    client = client_for(app, world.worker, clock)
+    page = text(client.get(f"/followups/{row.id}"))
+    ids = [i for i in re.findall(r' id="([^"]+)"', page) if i != "csrf_token"]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    for target in re.findall(r'<label for="([^"]+)"', page):
+        assert target in ids
+
+
+def test_cancelling_from_the_page_keeps_the_series_when_asked(app, db, clock):
+    world = make_world(app, db, emails=False)
+    row = schedule(db, world, recurrence="weekly")
+    client = client_for(app, world.worker, clock)
+    page = f"/followups/{row.id}"
+    response = client.post(f"{page}/cancel", data={
+        "csrf_token": csrf_token(client, page), "cancel-version": "1",
+        "cancel-reason": "Semester", "cancel-continue_series": "y"})
+    assert response.status_code == 302, text(response)
+    assert [(s, o) for _i, s, _d, o, _v in follow_ups(db)] == [("cancelled", 1), ("open", 2)]
+
+
 def test_a_stale_form_is_refused_with_a_clear_message_and_nothing_changes(app, db, clock):
     world = make_world(app, db, emails=False)
     row = schedule(db, world)
     client = client_for(app, world.worker, clock)
     page = f"/followups/{row.id}"
     response = client.post(f"{page}/reschedule", data={
-        "csrf_token": csrf_token(client, page), "version": "7",
-        "due_at": "2026-11-09T10:00", "reason": "Sjuk"})
+        "csrf_token": csrf_token(client, page), "move-version": "7",
+        "move-due_at": "2026-11-09T10:00", "move-reason": "Sjuk"})
     assert response.status_code == 400
     assert "Någon annan har ändrat uppföljningen" in text(response)
     assert "Sjuk" in text(response)  # what was typed is kept
@@ -114,8 +137,9 @@ def test_someone_off_the_team_reaches_no_follow_up_page_and_is_recorded(app, db,
     for action in ("complete", "reschedule", "cancel"):
         response = client.post(f"/followups/{row.id}/{action}", data={
             "csrf_token": token, "version": "1", "occurred_at": "2026-11-02T09:00",
-            "contact_type": "phone", "note": "x", "due_at": "2026-11-09T10:00",
-            "reason": "x"})
+            "contact_type": "phone", "note": "x", "move-version": "1",
+            "move-due_at": "2026-11-09T10:00", "move-reason": "x", "cancel-version": "1",
+            "cancel-reason": "x"})
         assert response.status_code == 404
     assert len(events(db, "track.access_denied")) == 5
     assert follow_ups(db)[0][1] == "open"
