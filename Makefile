@@ -30,7 +30,10 @@ run: install
 	@# A newcomer sees a living system: synthetic, clearly marked demo tracks on an empty database.
 	$(BIN)/avhopp dev seed --tracks 20 --if-empty
 	$(BIN)/avhopp dev seed-relatives --tracks 8 --if-empty
-	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C stops)"
+	@echo "Serving on http://$(HOST):$(PORT)/ with the scheduler beside it (Ctrl-C stops both;"
+	@echo "reminder mails are written to instance/mail)"
+	@# The scheduler is a separate process, never inside a web worker; the trap ends it with us.
+	$(BIN)/avhopp scheduler & scheduler=$$!; trap 'kill $$scheduler 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --access-logfile - \
 	  --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms' wsgi:app
 

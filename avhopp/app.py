@@ -103,6 +103,7 @@ def register_blueprints(app: Flask) -> None:
     from avhopp.accounts.views import bp as accounts_bp
     from avhopp.audit.views import bp as audit_bp
     from avhopp.cases.views import bp as cases_bp
+    from avhopp.followups.views import bp as followups_bp
     from avhopp.main.views import bp as main_bp
     from avhopp.privacy.views import bp as privacy_bp
     from avhopp.relatives.views import bp as relatives_bp
@@ -115,6 +116,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(privacy_bp)
     app.register_blueprint(stats_bp)
     app.register_blueprint(relatives_bp)
+    app.register_blueprint(followups_bp)
 
 
 def _record_csrf_rejection() -> None:

@@ -381,6 +381,32 @@ def keys_rotate_index(field: str, population: int | None) -> None:
     click.echo(f"person.{field} now uses index version {version}")
 
 
+@main.command("scheduler")
+@with_appcontext
+def scheduler_command() -> None:
+    """Run the scheduler process (reminders, outbox, audit checkpoints, digests) until stopped.
+    Run it beside the web server, never inside it; several at once are safe."""
+    from avhopp import scheduler
+    from avhopp.followups.mail import MailConfigError, check_sending_config
+
+    try:
+        check_sending_config(current_app.config)
+    except MailConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    scheduler.run(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+@main.command("followups-tick")
+@with_appcontext
+def followups_tick() -> None:
+    """Run every scheduler duty once (derive, enqueue, digest, send) and print the result."""
+    from avhopp.cases import followup_sources  # noqa: F401  registers the risk source
+    from avhopp.followups import ticks
+
+    report = ticks.run_all(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo(f"sent {report.sent}, to retry {report.retried}, failed {report.failed}")
+
+
 main.add_command(audit_group)
 dev_group.add_command(seed_relatives_command)
 main.add_command(dev_group)

@@ -122,6 +122,25 @@ def _load_secret_key(config: dict[str, Any]) -> None:
         config["_SECRET_KEY_FILE_MODE"] = path.stat().st_mode & 0o777
 
 
+def _mail_problems(config: Mapping[str, Any]) -> list[str]:
+    """Outgoing mail: verified TLS unless explicitly plain, and never plain in production."""
+    problems: list[str] = []
+    security = config.get("SMTP_SECURITY", "starttls")
+    if security not in ("starttls", "tls", "none"):
+        problems.append("SMTP_SECURITY must be starttls, tls or none")
+    port = config.get("SMTP_PORT", 587)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        problems.append("SMTP_PORT must be a port number")
+    ca_file = str(config.get("SMTP_CA_FILE") or "")
+    if ca_file and not Path(ca_file).is_file():
+        problems.append(f"SMTP_CA_FILE {ca_file} does not exist")
+    # SMTP_HOST and BASE_URL are checked when the scheduler starts (it is the one that sends):
+    # a web process needs neither.
+    if config.get("ENV") == "production" and security == "none":
+        problems.append("SMTP_SECURITY none (mail in plain text) is refused in production")
+    return problems
+
+
 def validate(config: Mapping[str, Any]) -> None:  # noqa: PLR0912  one flat list of checks
     """Fail fast with every problem listed, so an operator fixes them in one go."""
     problems: list[str] = []
@@ -147,6 +166,7 @@ def validate(config: Mapping[str, Any]) -> None:  # noqa: PLR0912  one flat list
     if not url.startswith(("sqlite:///", "postgresql+psycopg://")):
         problems.append("DATABASE_URL must start with sqlite:/// or postgresql+psycopg://")
 
+    problems.extend(_mail_problems(config))
     if config["ENV"] != "production" and not config.get("SECRET_KEY"):
         problems.append(
             f"SECRET_KEY is missing ({config.get('SECRET_KEY_FILE')}): run `avhopp init-dev` "

@@ -20,6 +20,7 @@ MODEL_MODULES = (
     "avhopp.cases.models",
     "avhopp.privacy.models",
     "avhopp.relatives.models",
+    "avhopp.followups.models",
 )
 
 

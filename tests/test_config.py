@@ -188,6 +188,9 @@ def test_correct_production_configuration_starts_and_serves(production: dict[str
     ({"DEBUG": True}, "DEBUG must be false"),
     ({"KEYS": "anything"}, "AVHOPP_KEYS"),
     ({"HTTPS": False}, "HTTPS must be true"),
+    ({"SMTP_SECURITY": "none"}, "SMTP_SECURITY none"),
+    ({"SMTP_SECURITY": "ssl"}, "SMTP_SECURITY must be"),
+    ({"SMTP_CA_FILE": "/nonexistent/ca.pem"}, "SMTP_CA_FILE"),
 ])
 def test_production_refuses_unsafe_settings(
     production: dict[str, Any], change: dict[str, Any], message: str

@@ -81,6 +81,7 @@ from avhopp.casework import services as casework
 from avhopp.casework.queries import TrackFilter
 from avhopp.db import request_session
 from avhopp.errors import DomainError, ValidationError
+from avhopp.followups import queries as followup_queries
 from avhopp.permissions import requires, role_has
 from avhopp.security import now, require_recent_auth
 
@@ -328,6 +329,9 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
     forms.update(parts)
     forms["case_forms"] = _case_forms(parts.get("defector"), parts.get("case_form"))
     forms["case_part_fields"] = CASE_PART_FIELDS
+    # The follow-up section (a partial any track page can include).
+    forms["followups_section"], _error = run(lambda db: followup_queries.for_track(
+        db, actor=actor(), track_id=track_id, now=now()))
     _consent_choices(forms["agency_form"], parts.get("content"))
     names, _error = run(lambda db: case_queries.team_names(db, actor=actor(), track_id=track_id,
                                                              now=now()))

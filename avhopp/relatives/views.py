@@ -35,6 +35,7 @@ from avhopp.casework import services as casework
 from avhopp.casework.queries import TrackFilter
 from avhopp.db import request_session
 from avhopp.errors import DomainError, ValidationError
+from avhopp.followups import queries as followup_queries
 from avhopp.permissions import requires, role_has
 from avhopp.relatives import queries as relative_queries
 from avhopp.relatives import services as relatives
@@ -309,6 +310,9 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
         "remove_member_form": RemoveMemberForm(formdata=None),
     }
     forms.update(parts)
+    # The follow-up section (the same partial as on the defector page).
+    forms["followups_section"], _error = run(lambda db: followup_queries.for_track(
+        db, actor=actor(), track_id=track_id, now=now()))
     relative = parts.get("relative")
     if relative is not None and "case_form" not in parts:
         forms["case_form"] = _case_form(relative)

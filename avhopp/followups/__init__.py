@@ -1,0 +1,1 @@
+"""Follow-ups, recurrence, the reminder outbox and sending, and the Min dag dashboards."""
