@@ -39,6 +39,7 @@ COLUMNS: dict[str, bool] = {
     "telefon": False, "epost": False, "adress": False, "inkom_via": True, "kommun": False,
     "ansvarig": True, "status": True, "oppnat": True, "avslutat": False, "avslutsorsak": False,
     "miljo": False, "engagemang": False, "samtycke_form": True, "samtycke_statistik": False,
+    "samtycke_kansliga": False,
 }
 
 register_actions({
@@ -78,6 +79,7 @@ class _Row:
     background: cases.BackgroundInput | None
     consent_form: str
     statistics: bool
+    special_category: bool = False
 
 
 def _date(value: str) -> dt.datetime:
@@ -160,6 +162,11 @@ def _parse_row(line: int, raw: dict[str, str], owners: dict[str, Any],
     involvement = r.choice("engagemang", INVOLVEMENTS)
     form = r.parse("samtycke_form", lambda v: FORMS[v.lower()], "unknown_code")
     statistics = r.parse("samtycke_statistik", _yes_no, "invalid")
+    special = r.parse("samtycke_kansliga", _yes_no, "invalid")
+    # Environment and involvement are special-category data: stored only with that consent.
+    if (environment or involvement) and not special \
+            and "samtycke_kansliga" not in {e.column for e in errors[before:]}:
+        errors.append(RowError(line, "samtycke_kansliga", "required_for_background"))
     if opened is not None and opened.date() > today:
         errors.append(RowError(line, "oppnat", "in_future"))
     if status == "closed":
@@ -179,7 +186,7 @@ def _parse_row(line: int, raw: dict[str, str], owners: dict[str, Any],
         name=name, alias=alias, personnummer=personnummer, birth_year=birth_year,
         phone=phone, email=email, address=address), referral or "", municipality, owner,
         status or "", opened, closed, reason, background, form or "written",
-        bool(statistics))
+        bool(statistics), bool(special))
 
 
 def read_rows(data: bytes) -> tuple[list[dict[str, str]], list[RowError]]:
@@ -209,6 +216,10 @@ def read_rows(data: bytes) -> tuple[list[dict[str, str]], list[RowError]]:
 def _import_one(session: Session, actor: Actor, row: _Row, now: dt.datetime) -> str:
     consents = [casework.ConsentInput(consent_type="processing", form=row.consent_form,
                                       valid_from=row.opened.date())]
+    if row.special_category:
+        consents.append(casework.ConsentInput(consent_type="special_category",
+                                              form=row.consent_form,
+                                              valid_from=row.opened.date()))
     if row.statistics:
         consents.append(casework.ConsentInput(consent_type="statistics", form=row.consent_form,
                                               valid_from=row.opened.date()))
