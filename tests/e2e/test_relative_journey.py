@@ -23,7 +23,10 @@ RELATIVE_URL = re.compile(r"/relatives/([0-9a-f-]{36})$")
 
 def hand_over(visit: Visit, owner: Any) -> None:
     page = visit.page
-    team = page.locator("section[aria-labelledby=team-heading]")
+    team = page.locator("[aria-labelledby=team-heading]")
+    # The defector page folds its team form into <details>; open it the way a user would.
+    if team.evaluate("e => e.tagName === 'DETAILS' && !e.open"):
+        team.locator("summary").click()
     team.locator("select[name=owner_id]").select_option(str(owner.id))
     team.get_by_role("button", name="Byt ansvarig").click()
     expect(page.locator(".notice-success")).to_have_text("Ansvarig har bytts.")
