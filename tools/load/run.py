@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 REPORT = ROOT / "docs" / "load-test.md"
-TRACKS = int(os.environ.get("LOAD_TRACKS", "2000"))
+TRACKS = int(os.environ.get("LOAD_TRACKS", "10000"))
 USERS = int(os.environ.get("LOAD_USERS", "20"))
 PER_USER = int(os.environ.get("LOAD_TRACKS_PER_USER", "40"))
 CLIENTS = int(os.environ.get("LOAD_CLIENTS", "20"))
