@@ -78,11 +78,7 @@ class AuditSettings:
                 problems.append(f"{name} must be an integer from {low} to {high}")
             else:
                 ints[name] = value
-        if ints.get("AUDIT_WORKDAY_START_HOUR", 0) >= ints.get("AUDIT_WORKDAY_END_HOUR", 24):
-            problems.append("AUDIT_WORKDAY_START_HOUR must be before AUDIT_WORKDAY_END_HOUR")
-        if 0 < ints.get("AUDIT_RETENTION_DAYS", 0) < ints.get("AUDIT_REDACT_MIN_AGE_DAYS", 0):
-            problems.append("AUDIT_RETENTION_DAYS must be 0 (off) or at least "
-                            "AUDIT_REDACT_MIN_AGE_DAYS")
+        problems.extend(_cross_checks(ints))
         try:
             workdays = _parse_weekdays(str(config.get("AUDIT_WORKDAYS", "1-5")))
         except ValueError:
@@ -147,6 +143,18 @@ _FIELD_OF = {
     "AUDIT_REDACT_MIN_AGE_DAYS": "redact_min_age_days",
     "AUDIT_RETENTION_DAYS": "retention_days",
 }
+
+
+def _cross_checks(ints: Mapping[str, int]) -> list[str]:
+    """Settings that are each valid but not together."""
+    problems = []
+    if ints.get("AUDIT_WORKDAY_START_HOUR", 0) >= ints.get("AUDIT_WORKDAY_END_HOUR", 24):
+        problems.append("AUDIT_WORKDAY_START_HOUR must be before AUDIT_WORKDAY_END_HOUR")
+    if 0 < ints.get("AUDIT_RETENTION_DAYS", 0) < ints.get("AUDIT_REDACT_MIN_AGE_DAYS", 0):
+        # The scheduler would try, daily, what redact() refuses.
+        problems.append("AUDIT_RETENTION_DAYS must be 0 (off) or at least "
+                        "AUDIT_REDACT_MIN_AGE_DAYS")
+    return problems
 
 
 def key_name_for(origin: str) -> str:

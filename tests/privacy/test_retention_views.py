@@ -70,7 +70,7 @@ def test_keeping_a_track_longer_needs_a_later_date_and_a_reason(app, db, clock, 
     assert code not in client.get(REVIEW).get_data(as_text=True)
 
 
-@pytest.mark.parametrize(("until", "reason", "message"), [
+@pytest.mark.parametrize("case", [
     ("not-a-date", "legal_hold", "Välj ett datum och ett skäl."),
     ("", "legal_hold", "Välj ett datum och ett skäl."),
     ("2030-01-01", "because-i-say-so", "Välj ett datum och ett skäl."),
@@ -78,7 +78,8 @@ def test_keeping_a_track_longer_needs_a_later_date_and_a_reason(app, db, clock, 
     ("2020-01-01", "other", "Det nya datumet måste vara senare än det nuvarande."),
 ])
 def test_bad_input_to_keep_longer_gives_a_clear_message_and_changes_nothing(
-        app, db, clock, due, until, reason, message):
+        app, db, clock, due, case):
+    until, reason, message = case
     client = _coordinator(app, clock)
     track_id = due[0][0]
     before = db.get(Track, track_id).retention_until
