@@ -253,3 +253,17 @@ def test_a_small_population_shows_no_follow_up_or_contact_counts_either(app, db,
     assert stats.population is None
     table = stats.table("followups_on_time_per_month")
     assert {c.key: c.value for c in table.cells}["2026-10"] is None and table.total is None
+
+
+def test_the_page_shows_the_follow_up_and_relatives_tables_in_swedish(app, db, clock):
+    _population(app, db)
+    board = make_user(app, role="board")
+    client = app.test_client()
+    login(client, board, clock)
+    body = client.get("/stats/").get_data(as_text=True)
+    for title in ("Anhöriga som fått stöd per månad (öppna anhörigärenden)",
+                  "Uppföljningar gjorda i tid, per månad de skulle göras",
+                  "Uppföljningar gjorda för sent eller inte gjorda än, per månad de skulle göras"):
+        assert title in body
+    relatives = body.split('id="t-relatives_active_per_month"', 1)[1].split("</section>", 1)[0]
+    assert "Totalt" not in relatives and "<svg" in relatives
