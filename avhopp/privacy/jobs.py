@@ -20,8 +20,8 @@ def _clock(app: Any) -> Callable[[], dt.datetime]:
 def retention_tick(app: Any) -> int:
     """Date newly closed tracks and run the approved erasures that are due; what `avhopp
     retention run` does by hand. Returns the number erased (no ORM objects leave the session).
-    The erasures commit before SQLite's WAL is folded into the
-    file: a checkpoint inside the transaction would keep the destroyed key bytes in the WAL."""
+    The erasures commit before SQLite's WAL is folded into the file: a checkpoint cannot run
+    inside the transaction, and until it runs the destroyed key bytes are still in the WAL."""
     database = get_database(app)
     with database.scope() as session:
         erased = len(run_due_erasures(session, rules=RetentionRules.from_config(app.config),

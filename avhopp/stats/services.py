@@ -260,8 +260,8 @@ def _follow_ups(session: Session, tracks: list[Any], months: list[str], *, now: 
                 zone: dt.tzinfo) -> tuple[dict[str, int], dict[str, int]]:
     """Follow-ups on the tracks whose due day (local) has passed, not cancelled, by the month
     they were due: done by the end of their due day, or late (done later, or still open).
-    Follow-ups due today or later are not judged yet, so early completions count once their
-    day has come and no month changes after it has passed except by late completions."""
+    Follow-ups due today or later are not judged yet: one done early counts once its day has
+    passed."""
     today = now.astimezone(zone).date()
     start_of_today = dt.datetime.combine(today, dt.time(), tzinfo=zone)
     ids = [t.id for t in tracks]
