@@ -33,8 +33,8 @@ def test_the_scheduler_runs_retention_and_the_audit_logs_retention_daily(app):
         assert jobs_by_id[name].next_run_time is not None
 
 
-@pytest.mark.usefixtures("seeded")
-def test_the_retention_duty_erases_an_approved_request_on_its_date_not_before(app, db, clock):
+def _approved_for_retention(app, db, clock):
+    """A closed track whose erasure is proposed and approved, due in three days; its person."""
     first, second = make_user(app, role="coordinator"), make_user(app, role="coordinator")
     track = db.scalars(select(Track).order_by(Track.code)).first()
     track.status, track.closure_reason = "closed", "goal_reached"
@@ -46,6 +46,12 @@ def test_the_retention_duty_erases_an_approved_request_on_its_date_not_before(ap
     erasure.approve_erasure(db, actor=second, request_id=request.id,
                             reauthenticated_at=clock(), now=clock())
     db.commit()
+    return person_id
+
+
+@pytest.mark.usefixtures("seeded")
+def test_the_retention_duty_erases_an_approved_request_on_its_date_not_before(app, db, clock):
+    person_id = _approved_for_retention(app, db, clock)
 
     duties = scheduler.duties(app)
     duties["retention"]()
@@ -65,6 +71,28 @@ def test_the_retention_duty_erases_an_approved_request_on_its_date_not_before(ap
     # The next day there is nothing left to erase.
     clock.advance(days=1)
     assert jobs.retention_tick(app) == 0
+
+
+@pytest.mark.usefixtures("seeded")
+def test_two_schedulers_at_once_run_an_erasure_once(app, db, clock):
+    if db.get_bind().dialect.name == "sqlite":
+        pytest.skip("SQLite serialises the two runs with BEGIN IMMEDIATE")
+    _approved_for_retention(app, db, clock)
+    db.rollback()
+    clock.advance(days=3)
+    factory = get_database(app).factory
+    one, two = factory(), factory()
+    try:
+        assert len(erasure.run_due_erasures(one, now=clock())) == 1
+        # The first has not committed: the second skips the request it holds.
+        assert erasure.run_due_erasures(two, now=clock()) == []
+        one.commit()
+        two.commit()
+    finally:
+        one.close()
+        two.close()
+    assert [a for a, _o, _d in audit_actions(db) if a == "erasure.executed"] == [
+        "erasure.executed"]
 
 
 def _record(app, when, object_id):
