@@ -384,7 +384,7 @@ def keys_rotate_index(field: str, population: int | None) -> None:
 @main.command("scheduler")
 @with_appcontext
 def scheduler_command() -> None:
-    """Run the scheduler process (reminders, outbox, audit checkpoints, digests) until stopped.
+    """Run the scheduler (reminders, outbox, audit checkpoints, digests, retention) until stopped.
     Run it beside the web server, never inside it; several at once are safe."""
     from avhopp import scheduler
     from avhopp.followups.mail import MailConfigError, check_sending_config

@@ -23,6 +23,10 @@ INTERVALS = {
     "send": 30,
     "digest": 600,
     "audit_checkpoint": 300,
+    # Daily, and at start: what is due is in the tables (approved requests, entry dates), so a
+    # restart or a second scheduler only repeats a run that finds nothing more to do.
+    "retention": 86400,
+    "audit_retention": 86400,
 }
 
 
@@ -30,6 +34,7 @@ def duties(app: Any) -> dict[str, Callable[[], Any]]:
     # The defector track registers its own generated follow-up source (risk reassessment).
     from avhopp.cases import followup_sources  # noqa: F401
     from avhopp.followups import ticks
+    from avhopp.privacy import jobs
 
     return {
         "derive": lambda: ticks.derive_tick(app),
@@ -37,6 +42,8 @@ def duties(app: Any) -> dict[str, Callable[[], Any]]:
         "send": lambda: ticks.send_tick(app),
         "digest": lambda: ticks.digest_tick(app),
         "audit_checkpoint": lambda: ticks.audit_tick(app),
+        "retention": lambda: jobs.retention_tick(app),
+        "audit_retention": lambda: jobs.audit_retention_tick(app),
     }
 
 

@@ -57,6 +57,8 @@ class AuditSettings:
     reads_per_hour: int = 200
     checkpoint_keep_days: int = 30
     redact_min_age_days: int = 365
+    # Days the scheduler keeps entries whole before redacting them; 0: only by hand.
+    retention_days: int = 0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AuditSettings:
@@ -69,14 +71,14 @@ class AuditSettings:
             ("AUDIT_READS_PER_HOUR", 1, 10**9),
             ("AUDIT_CHECKPOINT_KEEP_DAYS", 0, 10**6),
             ("AUDIT_REDACT_MIN_AGE_DAYS", 0, 10**6),
+            ("AUDIT_RETENTION_DAYS", 0, 10**6),
         ):
             value = config.get(name, getattr(cls(), _FIELD_OF[name]))
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 problems.append(f"{name} must be an integer from {low} to {high}")
             else:
                 ints[name] = value
-        if ints.get("AUDIT_WORKDAY_START_HOUR", 0) >= ints.get("AUDIT_WORKDAY_END_HOUR", 24):
-            problems.append("AUDIT_WORKDAY_START_HOUR must be before AUDIT_WORKDAY_END_HOUR")
+        problems.extend(_cross_checks(ints))
         try:
             workdays = _parse_weekdays(str(config.get("AUDIT_WORKDAYS", "1-5")))
         except ValueError:
@@ -112,6 +114,7 @@ class AuditSettings:
             reads_per_hour=ints["AUDIT_READS_PER_HOUR"],
             checkpoint_keep_days=ints["AUDIT_CHECKPOINT_KEEP_DAYS"],
             redact_min_age_days=ints["AUDIT_REDACT_MIN_AGE_DAYS"],
+            retention_days=ints["AUDIT_RETENTION_DAYS"],
         )
 
     @property
@@ -138,7 +141,20 @@ _FIELD_OF = {
     "AUDIT_READS_PER_HOUR": "reads_per_hour",
     "AUDIT_CHECKPOINT_KEEP_DAYS": "checkpoint_keep_days",
     "AUDIT_REDACT_MIN_AGE_DAYS": "redact_min_age_days",
+    "AUDIT_RETENTION_DAYS": "retention_days",
 }
+
+
+def _cross_checks(ints: Mapping[str, int]) -> list[str]:
+    """Settings that are each valid but not together."""
+    problems = []
+    if ints.get("AUDIT_WORKDAY_START_HOUR", 0) >= ints.get("AUDIT_WORKDAY_END_HOUR", 24):
+        problems.append("AUDIT_WORKDAY_START_HOUR must be before AUDIT_WORKDAY_END_HOUR")
+    if 0 < ints.get("AUDIT_RETENTION_DAYS", 0) < ints.get("AUDIT_REDACT_MIN_AGE_DAYS", 0):
+        # The scheduler would try, daily, what redact() refuses.
+        problems.append("AUDIT_RETENTION_DAYS must be 0 (off) or at least "
+                        "AUDIT_REDACT_MIN_AGE_DAYS")
+    return problems
 
 
 def key_name_for(origin: str) -> str:

@@ -554,6 +554,30 @@ def redact(
     return count
 
 
+def redact_expired(
+    session: Session,
+    *,
+    retention_days: int,
+    min_age_days: int,
+    now: dt.datetime | None = None,
+) -> int:
+    """The scheduler's daily retention of the log: redact entries from before the UTC day
+    `retention_days` ago. Records nothing when nothing is due, so a daily job adds no entry on
+    days without work. Each run's `audit.redacted` covers the previous one's (it is older), so
+    verification always finds a recorded redaction for every redacted entry."""
+    now = now or utcnow()
+    if retention_days < min_age_days:
+        raise ValidationError(f"entries younger than {min_age_days} days may not be redacted",
+                              code="too_recent")
+    day = (now - dt.timedelta(days=retention_days)).date()
+    before = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    due = session.scalar(select(AuditEvent.seq).where(
+        AuditEvent.occurred_at < before, AuditEvent.redacted_at.is_(None)).limit(1))
+    if due is None:
+        return 0
+    return redact(session, actor=None, before=before, min_age_days=min_age_days, now=now)
+
+
 def register_actions(actions: Mapping[str, frozenset[str]]) -> None:
     """Add a feature's actions to the catalogue (each feature declares its own, at import).
 

@@ -233,10 +233,15 @@ def run_due_erasures(session: Session, *, actor: Actor | None = None,
     """Run every approved erasure whose time has come (the scheduler calls this daily; so does
     `avhopp retention run`). The caller commits and compacts."""
     now = _now(now)
-    due: Sequence[ErasureRequest] = session.scalars(select(ErasureRequest).where(
+    query = select(ErasureRequest).where(
         ErasureRequest.state == "approved",
         (ErasureRequest.execute_after.is_(None)) | (ErasureRequest.execute_after <= now),
-    ).order_by(ErasureRequest.approved_at)).all()
+    ).order_by(ErasureRequest.approved_at)
+    if session.get_bind().dialect.name == "postgresql":
+        # Two schedulers at once: the second skips the requests the first holds, so each
+        # erasure has one receipt. SQLite's BEGIN IMMEDIATE serialises the two runs anyway.
+        query = query.with_for_update(skip_locked=True)
+    due: Sequence[ErasureRequest] = session.scalars(query).all()
     return [execute_erasure(session, actor=actor, request=r, now=now) for r in due]
 
 

@@ -182,7 +182,12 @@ def build_extract(session: Session, *, person_id: uuid.UUID,
                 # A row on one of their tracks that belongs to someone else (a relative's own
                 # record, say) is that person's data, not theirs.
                 continue
-            section.rows.append(_row_values(model, row, columns))
+            values = _row_values(model, row, columns)
+            if model is Consent and values.get("purpose") == "track_link":
+                # A relative's consent to a link names the defector track's code: a handle on
+                # another person's record, and proof that they are a client (art. 15(4)).
+                values["recipient"] = None
+            section.rows.append(values)
         if section.rows:
             sections.append(section)
     notes = [c.withheld for c in session.scalars(

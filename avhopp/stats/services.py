@@ -19,6 +19,7 @@ from avhopp.casework.models import Consent, JournalEntry, Track
 from avhopp.crypto.errors import CryptoError
 from avhopp.db import utcnow
 from avhopp.encryption.services import field_crypto
+from avhopp.followups.models import FollowUp
 
 UNKNOWN = "unknown"
 EARLIER = "earlier"
@@ -53,6 +54,9 @@ class Table:
     cells: list[Cell]
     total: int | None
     ordered: bool = False  # months: keep order; categories: as given
+    # False when one item counts in several cells (a track active in several months): the sum
+    # means nothing, so no total is shown; the cells are suppressed all the same.
+    summed: bool = True
 
     def max_value(self) -> int:
         return max([c.value or 0 for c in self.cells] + [1])
@@ -182,8 +186,10 @@ def _environments(session: Session, tracks: list[Any]) -> list[str | None]:
 
 
 def compute(session: Session, *, threshold: int = 5, now: dt.datetime | None = None,
-            orders: Mapping[str, Sequence[str]] | None = None) -> Statistics:
-    """Every table over one population: the consenting tracks."""
+            orders: Mapping[str, Sequence[str]] | None = None,
+            zone: dt.tzinfo = dt.UTC) -> Statistics:
+    """Every table over one population: the consenting tracks. `zone` is where a day ends
+    (a follow-up done on its due day, local time, is on time)."""
     now = now or utcnow()
     orders = orders or {}
     tracks = consenting_tracks(session, on=now.date())
@@ -192,9 +198,14 @@ def compute(session: Session, *, threshold: int = 5, now: dt.datetime | None = N
     months = _months(now)
 
     def add(name: str, counts: dict[str, int], *, ordered: bool = False,
-            total: int | None = None) -> None:
+            total: int | None = None, summed: bool = True) -> None:
+        if stats.population is None:
+            # Too few people: not even counts of their contacts or follow-ups are shown.
+            stats.tables.append(Table(name, [Cell(k, None if v else 0, bool(v))
+                                             for k, v in counts.items()], None, ordered, summed))
+            return
         cells, shown_total = suppress(counts, threshold, total=total)
-        stats.tables.append(Table(name, cells, shown_total, ordered))
+        stats.tables.append(Table(name, cells, shown_total if summed else None, ordered, summed))
 
     add("opened_per_month", _by_month((t.opened_at for t in tracks), months), ordered=True)
     closed = [t for t in tracks if t.closed_at is not None]
@@ -217,8 +228,56 @@ def compute(session: Session, *, threshold: int = 5, now: dt.datetime | None = N
         (e if t.kind == "defector" else "not_applicable" for t, e in zip(tracks, environments,
                                                                          strict=True)),
         orders.get("environment", ())))
+    add("relatives_active_per_month", _active_per_month(tracks, months, kind="relative"),
+        ordered=True, summed=False)
     add("contacts_per_month", _contacts(session, tracks, months), ordered=True)
+    on_time, late = _follow_ups(session, tracks, months, now=now, zone=zone)
+    add("followups_on_time_per_month", on_time, ordered=True)
+    add("followups_late_per_month", late, ordered=True)
     return stats
+
+
+def _month(value: dt.datetime) -> str:
+    return f"{value.year:04d}-{value.month:02d}"
+
+
+def _active_per_month(tracks: list[Any], months: list[str], *, kind: str) -> dict[str, int]:
+    """Tracks of `kind` open at some time in each month (one track counts in every month it
+    was open; relatives supported per month)."""
+    counts = dict.fromkeys(months, 0)
+    for track in tracks:
+        if track.kind != kind or track.opened_at is None:
+            continue
+        first = _month(track.opened_at)
+        last = _month(track.closed_at) if track.closed_at is not None else months[-1]
+        for month in months:
+            if first <= month <= last:
+                counts[month] += 1
+    return counts
+
+
+def _follow_ups(session: Session, tracks: list[Any], months: list[str], *, now: dt.datetime,
+                zone: dt.tzinfo) -> tuple[dict[str, int], dict[str, int]]:
+    """Follow-ups on the tracks whose due day (local) has passed, not cancelled, by the month
+    they were due: done by the end of their due day, or late (done later, or still open).
+    Follow-ups due today or later are not judged yet: one done early counts once its day has
+    passed."""
+    today = now.astimezone(zone).date()
+    start_of_today = dt.datetime.combine(today, dt.time(), tzinfo=zone)
+    ids = [t.id for t in tracks]
+    on_time: list[dt.datetime] = []
+    late: list[dt.datetime] = []
+    for start in range(0, len(ids), 500):
+        rows = session.execute(select(FollowUp.due_at, FollowUp.status, FollowUp.completed_at)
+                               .where(FollowUp.track_id.in_(ids[start:start + 500]),
+                                      FollowUp.status != "cancelled",
+                                      FollowUp.due_at < start_of_today))
+        for due_at, status, completed_at in rows:
+            due = due_at.astimezone(zone)
+            done = (status == "done" and completed_at is not None
+                    and completed_at.astimezone(zone).date() <= due.date())
+            (on_time if done else late).append(due)
+    return _by_month(on_time, months), _by_month(late, months)
 
 
 def _contacts(session: Session, tracks: list[Any], months: list[str]) -> dict[str, int]:
@@ -249,6 +308,8 @@ def csv_rows(stats: Statistics, label: Callable[[str, str], Any]) -> list[list[s
         for cell in table.cells:
             out.append([table.name, str(label(table.name, cell.key)),
                         cell.shown(stats.threshold)])
+        if not table.summed:
+            continue
         out.append([table.name, "total", f"<{stats.threshold}" if table.total is None
                     else str(table.total)])
     return out

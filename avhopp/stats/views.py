@@ -33,6 +33,9 @@ TITLES = {
     "municipality": _l("Municipality"),
     "environment": _l("Environment"),
     "contacts_per_month": _l("Contacts per month"),
+    "relatives_active_per_month": _l("Relatives supported per month (open relative tracks)"),
+    "followups_on_time_per_month": _l("Follow-ups done on time, by month due"),
+    "followups_late_per_month": _l("Follow-ups done late or not yet done, by month due"),
 }
 COMMON = {
     UNKNOWN: _l("Not recorded"), EARLIER: _l("Earlier"), "open": _l("Open"),
@@ -66,7 +69,8 @@ def _compute() -> services.Statistics:
         if made_threshold == threshold and dt.timedelta(0) <= moment - made <= \
                 dt.timedelta(seconds=ttl):
             return stats  # type: ignore[no-any-return]
-    stats = services.compute(request_session(), now=moment, orders=ORDERS, threshold=threshold)
+    stats = services.compute(request_session(), now=moment, orders=ORDERS, threshold=threshold,
+                             zone=current_app.extensions["avhopp.audit"].zone)
     current_app.extensions[CACHE_KEY] = (moment, threshold, stats)
     return stats
 
