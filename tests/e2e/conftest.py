@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,10 @@ class LiveServer:
     url: str
 
 
-@pytest.fixture
-def live_server(app_overrides: dict[str, Any]) -> Iterator[LiveServer]:
-    """The app on 127.0.0.1 and a free port, with the real clock (TOTP codes are computed at
-    real time), serving from a background thread until the test ends."""
-    app = create_app({**app_overrides, "CLOCK": utcnow})
+@contextmanager
+def serve(app: Any) -> Iterator[LiveServer]:
+    """Serve `app` on 127.0.0.1 and a free port from a background thread until the block ends;
+    the app's engine is disposed after."""
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
     thread.start()
@@ -58,6 +58,14 @@ def live_server(app_overrides: dict[str, Any]) -> Iterator[LiveServer]:
         server.server_close()
         thread.join(timeout=10)
         get_database(app).engine.dispose()
+
+
+@pytest.fixture
+def live_server(app_overrides: dict[str, Any]) -> Iterator[LiveServer]:
+    """The app with the real clock (TOTP codes are computed at real time), served until the
+    test ends."""
+    with serve(create_app({**app_overrides, "CLOCK": utcnow})) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

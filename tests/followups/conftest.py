@@ -75,9 +75,8 @@ class Certificates:
     key_file: Path
 
 
-@pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    folder = tmp_path_factory.mktemp("smtp-certs")
+def make_certificates(folder: Path) -> Certificates:
+    """A throw-away CA, an unrelated CA and a server certificate for localhost and 127.0.0.1."""
     ca_key, ca_cert = _ca("avhopp test CA")
     _other_key, other_cert = _ca("some other CA")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -103,6 +102,11 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     paths.key_file.write_bytes(key.private_bytes(
         pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return paths
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("smtp-certs"))
 
 
 # --- SMTP server ----------------------------------------------------------------------------
