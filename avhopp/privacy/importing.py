@@ -189,28 +189,40 @@ def _parse_row(line: int, raw: dict[str, str], owners: dict[str, Any],
         bool(statistics), bool(special))
 
 
-def read_rows(data: bytes) -> tuple[list[dict[str, str]], list[RowError]]:
-    """Decode and split the file; structural problems are errors on line 1 (the header)."""
+def _decode(data: bytes) -> csv.DictReader[str] | None:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return [], [RowError(1, "", "not_utf8")]
+        return None
     sample = text[:4096]
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    errors = [RowError(1, name, "missing_column") for name, required in COLUMNS.items()
-              if required and name not in header]
-    errors += [RowError(1, name, "unknown_column") for name in header if name not in COLUMNS]
-    if errors:
-        return [], errors
-    rows = []
-    for raw in reader:
-        rows.append({(k or "").strip().lower(): (v if isinstance(v, str) else "")
-                     for k, v in raw.items()})
-        if len(rows) > MAX_ROWS:
-            return [], [RowError(1, "", "too_many_rows")]
-    return rows, []
+    return csv.DictReader(io.StringIO(text), delimiter=delimiter)
+
+
+def read_rows(data: bytes) -> tuple[list[dict[str, str]], list[RowError]]:
+    """Decode and split the file; structural problems are errors on line 1 (the header)."""
+    reader = _decode(data)
+    if reader is None:
+        return [], [RowError(1, "", "not_utf8")]
+    rows: list[dict[str, str]] = []
+    try:
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        errors = [RowError(1, name, "missing_column") for name, required in COLUMNS.items()
+                  if required and name not in header]
+        errors += [RowError(1, name, "unknown_column") for name in header
+                   if name not in COLUMNS]
+        for raw in reader if not errors else ():
+            rows.append({(k or "").strip().lower(): (v if isinstance(v, str) else "")
+                         for k, v in raw.items()})
+            if len(rows) > MAX_ROWS:
+                errors.append(RowError(1, "", "too_many_rows"))
+                break
+    except csv.Error:
+        # A stray line break inside an unquoted cell and the like: name the line it broke on.
+        errors = [RowError(max(reader.line_num, 1), "", "malformed_csv")]
+    if not errors and not rows:
+        errors = [RowError(1, "", "no_rows")]
+    return ([] if errors else rows), errors
 
 
 def _import_one(session: Session, actor: Actor, row: _Row, now: dt.datetime) -> str:
