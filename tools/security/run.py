@@ -23,6 +23,9 @@ REPORT = ROOT / "docs" / "security-scan.md"
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 WAPITI_MODULES = ("sql,blindsql,exec,file,xss,permanentxss,redirect,crlf,ssrf,csrf,csp,"
                   "http_headers,methods,htaccess,backup,xxe")
+# One sqlmap target may not run longer than this (seen: one run spinning for 40 minutes after
+# gunicorn timed out a worker that held its idle connection).
+TARGET_TIMEOUT = 900
 SQLMAP_FOUND = re.compile(r"sqlmap identified the following injection point|"
                           r"parameter '[^']+' is vulnerable", re.IGNORECASE)
 
@@ -41,7 +44,14 @@ def sqlmap(target: dict[str, Any], base: str, cookie: str, out: Path) -> dict[st
     if target.get("csrf"):
         args += ["--csrf-token", "csrf_token", "--csrf-url", base + target["csrf"]]
     started = time.monotonic()
-    done = subprocess.run(args, capture_output=True, text=True, check=False)  # nosec B603
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, check=False,  # nosec B603
+                              timeout=TARGET_TIMEOUT)
+    except subprocess.TimeoutExpired as expired:
+        # A run that never ends proves nothing: reported as unfinished, and the scan fails.
+        return {"tool": "sqlmap", "target": target["name"], "found": False,
+                "unfinished": True, "seconds": time.monotonic() - started, "exit": None,
+                "tail": [str(expired)[:200]]}
     text = done.stdout + done.stderr
     found = bool(SQLMAP_FOUND.search(text))
     return {"tool": "sqlmap", "target": target["name"], "found": found,
@@ -118,7 +128,8 @@ def main() -> int:
     for r in results:
         print(f"{r['tool']:7} {r['target']:55} {'FINDINGS' if r['found'] else 'clean'} "
               f"({r['seconds']:.0f} s)")
-    bad = any(r["found"] or r.get("anomalies") for r in results) or verify.returncode != 0
+    bad = any(r["found"] or r.get("anomalies") or r.get("unfinished") for r in results) \
+        or verify.returncode != 0
     return 1 if bad else 0
 
 
@@ -144,6 +155,8 @@ def write_report(results: list[dict[str, Any]], verified: bool) -> None:
     ]
     for r in results:
         result = "**findings**" if r["found"] else "no findings"
+        if r.get("unfinished"):
+            result = f"**unfinished** (stopped after {TARGET_TIMEOUT} s)"
         if r.get("anomalies"):
             result += f"; anomalies: {', '.join(r['anomalies'])}"
         if r["tool"] == "wapiti":
