@@ -20,10 +20,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
-from sqlalchemy.pool import NullPool
 from sqlalchemy.types import Uuid
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option of read-mostly sessions: on SQLite they begin deferred (see _configure_sqlite).
+READ_MOSTLY = "avhopp_read_mostly"
+_DEFERRED = "avhopp.deferred"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -89,7 +92,15 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA journal_mode = WAL")  # stored in the file: once is enough
+        cursor.close()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # On every checkout, not only on connect: a pooled connection on which someone switched
+        # a pragma off is never handed out unconfigured. Each costs microseconds (no I/O).
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
         # Freed pages are zeroed so erased data does not linger in the file.
@@ -100,15 +111,39 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # Take the write lock up front: a deferred transaction that later writes can fail with
         # "database is locked" without waiting; IMMEDIATE waits on busy_timeout instead.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-mostly sessions (GET requests) begin deferred so that readers run side by side;
+        # their first write ends the read snapshot and takes the lock (below).
+        deferred = bool(conn.get_execution_options().get(READ_MOSTLY))
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+        conn.info[_DEFERRED] = deferred
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_write(conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        if not conn.info.get(_DEFERRED) or statement.lstrip()[:6].upper() == "SELECT":
+            return
+        # The first write of a read-mostly transaction. Upgrading a deferred WAL transaction in
+        # place fails at once ("database is locked", no busy wait) if another connection wrote
+        # since our snapshot began; instead end the snapshot (nothing was written in it) and
+        # start over with the write lock, waiting on busy_timeout like every writer. What this
+        # transaction read before is then as of an earlier moment, as under PostgreSQL's READ
+        # COMMITTED; requests that read-modify-write (POST) never take this path.
+        conn.info[_DEFERRED] = False
+        cursor.execute("COMMIT")
+        cursor.execute("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(conn: Any) -> None:
+        conn.info[_DEFERRED] = False
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """Create the engine for `url` with the settings each engine needs."""
     if url.startswith("sqlite"):
-        # NullPool: each checkout is a fresh connection, so pragmas apply and no connection is
-        # shared across threads; opening an SQLite file is cheap.
-        engine = create_engine(url, echo=echo, poolclass=NullPool)
+        # A pool per process (SQLAlchemy's default for a file): opening a connection and setting
+        # its pragmas cost a fifth of a request under load. The pragmas are set on connect, and
+        # a pooled connection is used by one thread at a time.
+        engine = create_engine(url, echo=echo)
         _configure_sqlite(engine)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
@@ -139,17 +174,21 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.factory = make_session_factory(self.engine)
+        # For GET requests: readers do not queue for SQLite's write lock (no-op on PostgreSQL).
+        self.read_factory = make_session_factory(
+            self.engine.execution_options(**{READ_MOSTLY: True}))
 
     def attach_field_crypto(self, crypto: Any) -> None:
         # The key is avhopp.encryption.orm.SESSION_KEY; spelled out because db is a leaf module.
-        self.factory.configure(info={"avhopp.field_crypto": crypto})
+        for factory in (self.factory, self.read_factory):
+            factory.configure(info={"avhopp.field_crypto": crypto})
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    def scope(self) -> Any:
-        return session_scope(self.factory)
+    def scope(self, *, read_mostly: bool = False) -> Any:
+        return session_scope(self.read_factory if read_mostly else self.factory)
 
 
 def init_app(app: Any, database: Database) -> None:
@@ -184,5 +223,11 @@ def request_session() -> Session:
     from flask import g
 
     if "db_session" not in g:
-        g.db_session = get_database().factory()
+        from flask import has_request_context, request
+
+        database = get_database()
+        # Safe methods only read (and append audit events); everything else starts with the
+        # write lock on SQLite, so a read-modify-write cannot interleave with another writer.
+        read_mostly = has_request_context() and request.method in SAFE_METHODS
+        g.db_session = (database.read_factory if read_mostly else database.factory)()
     return g.db_session  # type: ignore[no-any-return]

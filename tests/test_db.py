@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import StatementError
 
 from avhopp.accounts.models import LoginThrottle
-from avhopp.db import SQLITE_BUSY_TIMEOUT_MS, UTCDateTime, get_database, make_engine, utcnow
+from avhopp.db import (
+    READ_MOSTLY,
+    SQLITE_BUSY_TIMEOUT_MS,
+    UTCDateTime,
+    get_database,
+    make_engine,
+    make_session_factory,
+    request_session,
+    utcnow,
+)
 
 CET = dt.timezone(dt.timedelta(hours=2), "CEST")
 
@@ -57,6 +69,96 @@ def test_every_new_sqlite_connection_gets_the_pragmas(sqlite_engine: Any) -> Non
     with sqlite_engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
+
+
+def _table(engine: Any) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+
+
+def _read_mostly(engine: Any) -> Any:
+    return make_session_factory(engine.execution_options(**{READ_MOSTLY: True}))()
+
+
+def _count(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one())
+
+
+def test_a_read_mostly_sqlite_session_reads_while_a_writer_holds_the_lock(
+        sqlite_engine: Any) -> None:
+    _table(sqlite_engine)
+    seen: list[int] = []
+    with sqlite_engine.connect() as writer, writer.begin():
+        writer.exec_driver_sql("INSERT INTO t VALUES (1)")
+
+        def read() -> None:
+            with _read_mostly(sqlite_engine) as session:
+                seen.append(session.execute(text("SELECT count(*) FROM t")).scalar_one())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        # An IMMEDIATE begin would wait for the writer (up to the 30 s busy timeout).
+        reader.join(timeout=5)
+        assert seen == [0]  # the committed state, without the writer's open insert
+
+
+def test_a_read_mostly_sqlite_session_can_write_after_another_writer_committed(
+        sqlite_engine: Any) -> None:
+    # Upgrading the deferred snapshot in place would fail at once with "database is locked".
+    _table(sqlite_engine)
+    with _read_mostly(sqlite_engine) as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar_one() == 0
+        with sqlite_engine.begin() as other:
+            other.exec_driver_sql("INSERT INTO t VALUES (1)")
+        session.execute(text("INSERT INTO t VALUES (2)"))
+        session.commit()
+    assert _count(sqlite_engine) == 2
+
+
+def test_a_read_mostly_sqlite_write_waits_for_the_lock_and_is_not_lost(
+        sqlite_engine: Any) -> None:
+    _table(sqlite_engine)
+    holding = threading.Event()
+
+    def hold() -> None:
+        with sqlite_engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            holding.set()
+            time.sleep(0.3)
+
+    writer = threading.Thread(target=hold)
+    writer.start()
+    holding.wait(5)
+    with _read_mostly(sqlite_engine) as session:
+        session.execute(text("SELECT count(*) FROM t")).scalar_one()
+        session.execute(text("INSERT INTO t VALUES (2)"))
+        session.commit()
+    writer.join()
+    assert _count(sqlite_engine) == 2
+
+
+def test_a_write_session_on_sqlite_still_takes_the_lock_at_begin(sqlite_engine: Any) -> None:
+    _table(sqlite_engine)
+    with make_session_factory(sqlite_engine)() as session:
+        session.execute(text("SELECT count(*) FROM t"))
+        # A plain second connection (SQLAlchemy would begin it with our own BEGIN IMMEDIATE).
+        other = sqlite3.connect(sqlite_engine.url.database, isolation_level=None, timeout=0.05)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        finally:
+            other.close()
+
+
+@pytest.mark.parametrize(("method", "read_mostly"),
+                         [("GET", True), ("HEAD", True), ("POST", False)])
+def test_safe_requests_get_a_read_mostly_session_others_a_write_session(
+        app: Any, method: str, read_mostly: bool) -> None:
+    with app.test_request_context("/", method=method):
+        session = request_session()
+        bind = session.get_bind()
+        assert bool(bind.get_execution_options().get(READ_MOSTLY)) is read_mostly
 
 
 def test_sqlite_foreign_keys_are_enforced_in_the_schema(app: Any) -> None:

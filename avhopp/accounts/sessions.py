@@ -74,7 +74,9 @@ class DatabaseSessionInterface(SessionInterface):
         now = clock(app)()
         idle = dt.timedelta(minutes=int(app.config["SESSION_IDLE_MINUTES"]))
         absolute = dt.timedelta(hours=int(app.config["SESSION_ABSOLUTE_HOURS"]))
-        with get_database(app).scope() as db:
+        # Read-mostly: on SQLite this read does not queue for the write lock (an expired row's
+        # delete still takes it).
+        with get_database(app).scope(read_mostly=True) as db:
             row = db.get(WebSession, row_id)
             if row is None:
                 return ServerSession()

@@ -264,8 +264,9 @@ def export() -> Any:
     audit_settings = settings()
 
     def generate() -> Iterator[str]:
-        # Its own session: the request's is closed before a streamed body is sent.
-        session = get_database().factory()
+        # Its own session: the request's is closed before a streamed body is sent. Read-mostly,
+        # so on SQLite a long export does not hold the write lock.
+        session = get_database().read_factory()
         try:
             yield from _csv_lines(queries.iter_events(
                 session, actor=actor, flt=flt, settings=audit_settings, actions=actions,
