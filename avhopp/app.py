@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, current_app, request, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from avhopp import db, extensions, logs, security
+from avhopp import db, extensions, logs, security, translation, widgets
 from avhopp.config import load_config
 from avhopp.errors import register_error_handlers
 
@@ -72,6 +72,8 @@ def init_extensions(app: Flask) -> None:
     app.extensions["avhopp.account_policy"] = AccountPolicy.from_config(app.config)
     extensions.csrf.init_app(app)
     extensions.babel.init_app(app, locale_selector=_select_locale)
+    translation.install(app, extensions.babel)
+    widgets.install()
 
     login_manager = extensions.login_manager
     login_manager.init_app(app)
