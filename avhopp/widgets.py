@@ -29,7 +29,7 @@ def html_params(**kwargs: Any) -> Markup:
         elif value is not False:
             parts.append(f'{name}="{str(escape(value)).replace(chr(34), "&quot;")}"')
     # Every key and value in `parts` was escaped above.
-    return Markup(" ".join(parts))  # noqa: S704
+    return Markup(" ".join(parts))  # noqa: S704  # nosec
 
 
 def install() -> None:
