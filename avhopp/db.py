@@ -27,6 +27,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_MOSTLY = "avhopp_read_mostly"
 _DEFERRED = "avhopp.deferred"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REQUEST_MEMO = "avhopp.request_memo"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -150,7 +151,30 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+    factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+    # A request's memo (see request_memo) holds answers derived from the database; any change
+    # this session makes, and any rollback, may invalidate them, so it is emptied.
+    @event.listens_for(factory, "after_flush")
+    @event.listens_for(factory, "after_rollback")
+    def _forget(session: Session, *_args: Any) -> None:
+        memo = session.info.get(REQUEST_MEMO)
+        if memo:
+            memo.clear()
+
+    @event.listens_for(factory, "do_orm_execute")
+    def _forget_on_write(state: Any) -> None:
+        if not state.is_select:
+            _forget(state.session)
+
+    return factory
+
+
+def request_memo(session: Session) -> dict[Any, Any] | None:
+    """The memo of a web request's session: a place for answers that stay true for the rest of
+    the request unless the session changes something (then, and on rollback, it is emptied).
+    None for every other session (CLI, scheduler), whose lives span many transactions."""
+    return session.info.get(REQUEST_MEMO)  # type: ignore[no-any-return]
 
 
 @contextmanager
@@ -230,4 +254,5 @@ def request_session() -> Session:
         # write lock on SQLite, so a read-modify-write cannot interleave with another writer.
         read_mostly = has_request_context() and request.method in SAFE_METHODS
         g.db_session = (database.read_factory if read_mostly else database.factory)()
+        g.db_session.info[REQUEST_MEMO] = {}
     return g.db_session  # type: ignore[no-any-return]

@@ -31,7 +31,7 @@ from avhopp.accounts.models import User
 from avhopp.audit.policy import Actor
 from avhopp.audit.services import record, register_actions
 from avhopp.casework.models import BreakGlassGrant, JournalEntry, TeamMember, Track
-from avhopp.db import utcnow
+from avhopp.db import request_memo, utcnow
 from avhopp.errors import Forbidden, NotFound
 from avhopp.permissions import role_has
 
@@ -209,14 +209,25 @@ def authorize(
     caller's transaction; callers commit after a refusal to keep it (nothing else has changed).
     """
     now = now or utcnow()
+    memo = request_memo(session)
+    key = ("access", actor.id if actor is not None else None, need, track_id)
+    if memo is not None and key in memo:
+        return memo[key]  # type: ignore[no-any-return]
     try:
-        return _decide(session, actor, need, track_id, now)
+        access = _decide(session, actor, need, track_id, now)
     except _Refused as refusal:
         failure = refusal
     except Exception:
         # Fail closed (Z6): whatever went wrong, the answer is no.
         logger.exception("track access decision failed need=%s", need.value)
         failure = _Refused("error", known=False)
+    else:
+        # A track page asks several times in one request; the answer holds until the request
+        # changes something (the memo is emptied then). Break-glass access is time-limited, so
+        # it is decided afresh every time.
+        if memo is not None and access.via != VIA_BREAK_GLASS:
+            memo[key] = access
+        return access
     object_id = (
         failure.track.code if failure.track is not None
         else str(track_id) if track_id is not None else None

@@ -164,3 +164,82 @@ def test_authorize_grants_see_to_coordinators_without_content(world, db):
                               now=NOW)
     assert access.via == "role"
     db.rollback()
+
+
+# --- the request's memo of decisions --------------------------------------------------------
+
+
+def _count_statements(app):
+    from sqlalchemy import event
+
+    from avhopp.db import get_database
+
+    seen = []
+    engine = get_database(app).engine
+
+    def count(*_args):
+        seen.append(1)
+
+    event.listen(engine, "before_cursor_execute", count)
+    return seen, lambda: event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_request_asks_the_database_once_for_the_same_decision(world, app):
+    from avhopp.db import request_session
+
+    seen, stop = _count_statements(app)
+    try:
+        with app.test_request_context("/", method="GET"):
+            session = request_session()
+            first = policy.authorize(session, actor=world.worker, need=Need.READ,
+                                     track_id=world.a, now=NOW)
+            session.commit()
+            asked = len(seen)
+            again = policy.authorize(session, actor=world.worker, need=Need.READ,
+                                     track_id=world.a, now=NOW)
+            assert again is first
+            assert len(seen) == asked  # no statement for the second answer
+    finally:
+        stop()
+
+
+def test_a_change_in_the_request_makes_the_policy_decide_again(world, app):
+    from avhopp.db import request_session
+
+    with app.test_request_context("/", method="POST"):
+        session = request_session()
+        assert policy.authorize(session, actor=world.other, need=Need.SEE, track_id=world.b,
+                                now=NOW).via == "team"
+        casework.add_team_member(session, actor=world.coordinator, track_id=world.a,
+                                 user_id=world.other.id, now=NOW)
+        assert policy.authorize(session, actor=world.other, need=Need.READ, track_id=world.a,
+                                now=NOW).via == "team"
+        session.commit()
+        casework.remove_team_member(session, actor=world.coordinator, track_id=world.a,
+                                    user_id=world.other.id, now=NOW)
+        with pytest.raises(NotFound):
+            policy.authorize(session, actor=world.other, need=Need.READ, track_id=world.a,
+                             now=NOW)
+
+
+def test_a_rollback_empties_the_memo(world, app):
+    from avhopp.db import REQUEST_MEMO, request_session
+
+    with app.test_request_context("/", method="GET"):
+        session = request_session()
+        policy.authorize(session, actor=world.worker, need=Need.READ, track_id=world.a, now=NOW)
+        assert session.info[REQUEST_MEMO]
+        session.rollback()
+        assert not session.info[REQUEST_MEMO]
+
+
+def test_sessions_outside_a_request_decide_afresh_every_time(world, db, app):
+    seen, stop = _count_statements(app)
+    try:
+        policy.authorize(db, actor=world.worker, need=Need.READ, track_id=world.a, now=NOW)
+        asked = len(seen)
+        policy.authorize(db, actor=world.worker, need=Need.READ, track_id=world.a, now=NOW)
+        assert len(seen) > asked
+    finally:
+        stop()
+        db.rollback()
