@@ -104,3 +104,22 @@ def test_the_reason_is_stored_encrypted(world, db, clock):
     db.commit()
     assert REASON.encode() not in database_bytes(db)
     db.rollback()
+
+
+def test_break_glass_access_is_decided_afresh_even_within_one_request(world, app, clock):
+    # A grant ends at its minute; a request's memo of decisions must never outlive it.
+    from avhopp.casework import policy
+    from avhopp.casework.policy import Need
+    from avhopp.db import request_session
+
+    with app.test_request_context("/", method="GET"):
+        session = request_session()
+        casework.break_glass(session, actor=world.other, track_id=world.a, reason=REASON,
+                             reauthenticated_at=clock(), now=clock())
+        session.commit()
+        assert policy.authorize(session, actor=world.other, need=Need.READ, track_id=world.a,
+                                now=clock()).via == "break_glass"
+        clock.advance(minutes=61)
+        with pytest.raises(NotFound):
+            policy.authorize(session, actor=world.other, need=Need.READ, track_id=world.a,
+                             now=clock())
