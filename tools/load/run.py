@@ -86,6 +86,7 @@ def run_engine(engine: str, work: Path) -> dict[str, object]:
         try:
             wait_ready(url, server)
             prefix = work / "locust"
+            load_before, cpu_before = os.getloadavg()[0], server_cpu(server.pid)
             sh([str(BIN / "locust"), "-f", str(ROOT / "tools/load/locustfile.py"), "--headless",
                 "--host", url, "--users", str(CLIENTS), "--spawn-rate", str(CLIENTS),
                 "--run-time", f"{SECONDS}s", "--csv", str(prefix), "--only-summary",
@@ -94,6 +95,7 @@ def run_engine(engine: str, work: Path) -> dict[str, object]:
                dict(env, LOAD_PLAN=str(plan),
                     LOAD_TASKS_PER_USER_SECOND=str(TASKS_PER_USER_SECOND)))
             kill_check = server.poll()
+            load_after, cpu_used = os.getloadavg()[0], server_cpu(server.pid) - cpu_before
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
@@ -109,12 +111,32 @@ def run_engine(engine: str, work: Path) -> dict[str, object]:
             "engine": engine, "rows": rows, "requests": int(total["Request Count"]),
             "failures": int(total["Failure Count"]), "rps": float(total["Requests/s"]),
             "p50": float(total["50%"]), "p95": float(total["95%"]), "p99": float(total["99%"]),
+            "load": (load_before, load_after), "server_cpu": cpu_used,
             "verify_ok": verify.returncode == 0,
             "verify": (verify.stdout + verify.stderr).strip().splitlines()[-1:],
         }
     finally:
         if dbname:
             pg(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+def server_cpu(master: int) -> float:
+    """CPU seconds used so far by gunicorn's master and workers (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [master]
+    try:
+        pids += [int(pid) for pid in
+                 Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    except OSError:
+        return 0.0
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime and stime
+    return total / tick
 
 
 def machine() -> str:
@@ -151,6 +173,13 @@ def write_report(results: list[dict[str, object]]) -> None:
         lines.append(f"| {r['engine']} | {r['requests']} | {r['failures']} | {r['rps']:.1f} | "
                      f"{r['p50']:.0f} | {r['p95']:.0f} | {r['p99']:.0f} | "
                      f"{'passes' if r['verify_ok'] else 'FAILS'} | {'yes' if met else 'no'} |")
+    lines.append("")
+    for r in results:
+        load = r["load"]
+        per_request = 1000 * float(r["server_cpu"]) / max(int(r["requests"]), 1)  # type: ignore
+        lines.append(f"- {r['engine']}: load average {load[0]:.2f} before the run, "  # type: ignore
+                     f"{load[1]:.2f} at its end; gunicorn used {r['server_cpu']:.0f} CPU-seconds, "
+                     f"{per_request:.1f} ms per request (logins included).")
     for r in results:
         lines += ["", f"## {r['engine']} per request", "",
                   "| Request | Count | Failures | p50 ms | p95 ms | p99 ms |",
