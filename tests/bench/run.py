@@ -61,6 +61,16 @@ def _machine() -> str:
             f"{platform.system()} {platform.release()}; {pg.stdout.strip() or 'psql not found'}")
 
 
+def commit() -> str:
+    """The commit measured (with "+changes" when the working tree differs from it)."""
+    git = ["git", "-C", str(Path(__file__).resolve().parents[2])]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True,  # nosec
+                          text=True, check=False).stdout.strip() or "unknown"
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],  # nosec
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return head + ("+changes" if dirty else "")
+
+
 def main(argv: list[str]) -> int:
     wanted = set(argv)
     load_before = os.getloadavg()[0]
@@ -79,7 +89,7 @@ def main(argv: list[str]) -> int:
         "Written by `make bench` (`python -m tests.bench.run`); do not edit by hand.",
         "",
         f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {_machine()}",
+        f"- Machine: {_machine()}; commit {commit()}",
         f"- Load average before/after the run: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
         "(other work on the machine inflates the timings)",
         "",

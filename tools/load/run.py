@@ -139,6 +139,13 @@ def server_cpu(master: int) -> float:
     return total / tick
 
 
+def commit() -> str:
+    """The commit measured (with "+changes" when the working tree differs from it)."""
+    from tests.bench.run import commit as bench_commit
+
+    return bench_commit()
+
+
 def machine() -> str:
     from tests.bench.run import _machine
 
@@ -150,7 +157,7 @@ def write_report(results: list[dict[str, object]]) -> None:
         "# Load test", "",
         "Written by `make load` (`python -m tools.load.run`); do not edit by hand.", "",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {machine()}",
+        f"- Machine: {machine()}; commit {commit()}",
         f"- Set-up: gunicorn, 4 sync workers, development configuration (production argon2 "
         f"parameters), {TRACKS} synthetic defector tracks, {USERS} support workers on "
         f"{PER_USER} tracks each; locust headless (FastHttpUser) on loopback, {CLIENTS} "

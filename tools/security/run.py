@@ -17,6 +17,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.bench.run import commit  # noqa: E402
 from tests.proof.harness import Browser, Instance, gunicorn  # noqa: E402
 
 REPORT = ROOT / "docs" / "security-scan.md"
@@ -142,8 +143,8 @@ def write_report(results: list[dict[str, Any]], verified: bool) -> None:
     lines = [
         "# Security scan", "",
         "Written by `make security` (`python -m tools.security.run`); do not edit by hand.", "",
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; tools: {', '.join(versions)} "
-        "(Debian packages)",
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit()}; tools: "
+        f"{', '.join(versions)} (Debian packages)",
         "- Target: gunicorn (2 workers) on a scratch SQLite instance with synthetic tracks, "
         "logged in as a support worker on the tracks' team (password + TOTP); CSRF tokens "
         "fetched per request by sqlmap (`--csrf-token`).",
