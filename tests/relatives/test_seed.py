@@ -3,20 +3,12 @@ the seeded defector tracks with a consent; refused in production."""
 
 from __future__ import annotations
 
-from click.testing import CliRunner
-from flask.cli import ScriptInfo
 from sqlalchemy import func, select
 
 from avhopp.cases.seed import MARK
 from avhopp.casework.models import Person, Track
-from avhopp.cli import main
 from avhopp.relatives.models import RelativeCase, TrackLink
-
-
-def run(app, *args):
-    result = CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
-    assert "Traceback" not in result.output
-    return result
+from tests.cases.test_seed import run
 
 
 def test_seed_relatives_creates_marked_relative_tracks_some_linked(app, db):
