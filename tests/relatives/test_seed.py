@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from avhopp.cases.seed import MARK
 from avhopp.casework.models import Person, Track
 from avhopp.relatives.models import RelativeCase, TrackLink
-from tests.cases.test_seed import run
+from tests.cases.test_seed import assert_refused_in_production, run
 
 
 def test_seed_relatives_creates_marked_relative_tracks_some_linked(app, db):
@@ -26,12 +26,7 @@ def test_seed_relatives_creates_marked_relative_tracks_some_linked(app, db):
 
 
 def test_seed_relatives_is_refused_in_production(app, db):
-    app.config["ENV"] = "production"
-    result = run(app, "dev", "seed-relatives", "--tracks", "1")
-    assert result.exit_code != 0
-    assert "refused in production" in result.output
-    assert db.scalar(select(func.count()).select_from(Track)) == 0
-    db.rollback()
+    assert_refused_in_production(app, db, "seed-relatives")
 
 
 def test_seed_relatives_if_empty_seeds_once(app, db):
