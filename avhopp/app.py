@@ -105,6 +105,7 @@ def register_blueprints(app: Flask) -> None:
     from avhopp.accounts.views import bp as accounts_bp
     from avhopp.audit.views import bp as audit_bp
     from avhopp.cases.views import bp as cases_bp
+    from avhopp.casework.views import bp as casework_bp
     from avhopp.followups.views import bp as followups_bp
     from avhopp.main.views import bp as main_bp
     from avhopp.privacy.views import bp as privacy_bp
@@ -114,6 +115,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(main_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(audit_bp)
+    app.register_blueprint(casework_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(privacy_bp)
     app.register_blueprint(stats_bp)

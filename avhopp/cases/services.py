@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from avhopp.audit.policy import Actor
 from avhopp.audit.services import record, register_actions
@@ -201,20 +200,9 @@ def update_case(
                details={"reason": "consent_required"}, now=now)
         raise ValidationError("background needs a consent to special-category data",
                               code="special_category_consent_required")
-    if case.version != expected_version:
-        record(session, action="case.updated", actor=actor, outcome="denied",
-               object_type="track", object_id=track.code, details={"reason": "stale_version"},
-               now=now)
-        raise Conflict("the case was changed by someone else", code="stale_version")
-    changed = [name for name, value in values.items() if getattr(case, name) != value]
-    for name in changed:
-        setattr(case, name, values[name])
-    try:
-        session.flush()
-    except StaleDataError:
-        raise Conflict("the case was changed by someone else", code="stale_version") from None
-    record(session, action="case.updated", actor=actor, object_type="track",
-           object_id=track.code, details={"fields": field_names(changed)}, now=now)
+    casework.apply_versioned_update(
+        session, actor=actor, track=track, row=case, expected_version=expected_version,
+        values=values, action="case.updated", id_key=None, noun="case", now=now)
     return case
 
 

@@ -835,21 +835,22 @@ def apply_versioned_update(
     expected_version: int,
     values: Mapping[str, Any],
     action: str,
-    id_key: str,
+    id_key: str | None,
     noun: str,
     now: dt.datetime,
     validate: Callable[[], None] | None = None,
 ) -> list[str]:
-    """Optimistic-locking update shared by every editable child row (D6).
+    """Optimistic-locking update shared by every editable child row (D6) and each kind's case
+    row (whose id is the track's: `id_key` None leaves it out of the audit details).
 
     A version other than the one the user saw is refused with Conflict and recorded; so is a
     concurrent save that wins the race inside the database's own version check. Returns the
     names of the fields that changed (the audit entry carries names, never values).
     """
+    row_id = {id_key: str(row.id)} if id_key is not None else {}
     if row.version != expected_version:
         record(session, action=action, actor=actor, outcome="denied", object_type="track",
-               object_id=track.code, details={id_key: str(row.id), "reason": "stale_version"},
-               now=now)
+               object_id=track.code, details={**row_id, "reason": "stale_version"}, now=now)
         raise Conflict(f"the {noun} was changed by someone else", code="stale_version")
     if validate is not None:
         validate()
@@ -861,7 +862,7 @@ def apply_versioned_update(
     except StaleDataError:
         raise Conflict(f"the {noun} was changed by someone else", code="stale_version") from None
     record(session, action=action, actor=actor, object_type="track", object_id=track.code,
-           details={id_key: str(row.id), "fields": field_names(changed)}, now=now)
+           details={**row_id, "fields": field_names(changed)}, now=now)
     return changed
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from avhopp.accounts.models import User
-from avhopp.cases.forms import PURPOSE_LABELS, STATUS_LABELS
+from avhopp.casework.forms import PURPOSE_LABELS, STATUS_LABELS
 from avhopp.casework.models import Track
 from avhopp.db import get_database, request_session
 from avhopp.encryption.services import compact_after_erasure

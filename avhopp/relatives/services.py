@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from avhopp.audit.policy import Actor
 from avhopp.audit.services import record, register_actions
@@ -38,7 +37,7 @@ from avhopp.casework.services import (
     field_names,
 )
 from avhopp.db import utcnow
-from avhopp.errors import Conflict, NotFound, ValidationError
+from avhopp.errors import NotFound, ValidationError
 from avhopp.permissions import role_has
 from avhopp.relatives.models import (
     EXIT_ROLES,
@@ -211,20 +210,9 @@ def update_relative_case(
                             now=now).track_or_fail
     case = _load_case(session, track)
     values = _case_values(changes)
-    if case.version != expected_version:
-        record(session, action="relative.updated", actor=actor, outcome="denied",
-               object_type="track", object_id=track.code, details={"reason": "stale_version"},
-               now=now)
-        raise Conflict("the case was changed by someone else", code="stale_version")
-    changed = [name for name, value in values.items() if getattr(case, name) != value]
-    for name in changed:
-        setattr(case, name, values[name])
-    try:
-        session.flush()
-    except StaleDataError:
-        raise Conflict("the case was changed by someone else", code="stale_version") from None
-    record(session, action="relative.updated", actor=actor, object_type="track",
-           object_id=track.code, details={"fields": field_names(changed)}, now=now)
+    casework.apply_versioned_update(
+        session, actor=actor, track=track, row=case, expected_version=expected_version,
+        values=values, action="relative.updated", id_key=None, noun="case", now=now)
     return case
 
 

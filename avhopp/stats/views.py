@@ -12,8 +12,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from avhopp.cases.forms import ENVIRONMENT_LABELS, REFERRAL_LABELS, RISK_LABELS
+from avhopp.cases.forms import ENVIRONMENT_LABELS, RISK_LABELS
 from avhopp.cases.models import ENVIRONMENTS
+from avhopp.casework.forms import REFERRAL_LABELS
 from avhopp.casework.models import REFERRAL_SOURCES, RISK_LEVELS, TRACK_KINDS
 from avhopp.db import request_session
 from avhopp.permissions import requires

@@ -44,15 +44,19 @@ def test_seed_creates_n_tracks_that_decrypt_and_are_marked(app, db):
     assert events(db, "journal.added")
 
 
-def test_seed_is_refused_in_production(app, db):
+def assert_refused_in_production(app, db, command):
     # The command reads ENV from the app's configuration; a full production app needs key
     # files and HTTPS this test does not care about.
     app.config["ENV"] = "production"
-    result = run(app, "dev", "seed", "--tracks", "1")
+    result = run(app, "dev", command, "--tracks", "1")
     assert result.exit_code != 0
     assert "refused in production" in result.output
     assert db.scalar(select(func.count()).select_from(Track)) == 0
     db.rollback()
+
+
+def test_seed_is_refused_in_production(app, db):
+    assert_refused_in_production(app, db, "seed")
 
 
 def test_seed_if_empty_seeds_an_empty_database_once(app, db):

@@ -3,20 +3,12 @@ the seeded defector tracks with a consent; refused in production."""
 
 from __future__ import annotations
 
-from click.testing import CliRunner
-from flask.cli import ScriptInfo
 from sqlalchemy import func, select
 
 from avhopp.cases.seed import MARK
 from avhopp.casework.models import Person, Track
-from avhopp.cli import main
 from avhopp.relatives.models import RelativeCase, TrackLink
-
-
-def run(app, *args):
-    result = CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
-    assert "Traceback" not in result.output
-    return result
+from tests.cases.test_seed import assert_refused_in_production, run
 
 
 def test_seed_relatives_creates_marked_relative_tracks_some_linked(app, db):
@@ -34,12 +26,7 @@ def test_seed_relatives_creates_marked_relative_tracks_some_linked(app, db):
 
 
 def test_seed_relatives_is_refused_in_production(app, db):
-    app.config["ENV"] = "production"
-    result = run(app, "dev", "seed-relatives", "--tracks", "1")
-    assert result.exit_code != 0
-    assert "refused in production" in result.output
-    assert db.scalar(select(func.count()).select_from(Track)) == 0
-    db.rollback()
+    assert_refused_in_production(app, db, "seed-relatives")
 
 
 def test_seed_relatives_if_empty_seeds_once(app, db):

@@ -12,6 +12,7 @@ from avhopp.cases import services as cases
 from avhopp.casework import queries
 from avhopp.casework import services as casework
 from avhopp.casework.models import Consent, JournalEntry, Person, Track
+from avhopp.casework.queries import TrackFilter
 from avhopp.encryption.services import erase_subject
 from avhopp.errors import Conflict, Forbidden, NotFound, ValidationError
 from avhopp.relatives import queries as relative_queries
@@ -164,9 +165,10 @@ def test_journals_stay_on_their_own_track_for_a_user_on_both_teams(world, db):
 
 
 def test_lists_and_searches_are_filtered_by_kind(world, db):
-    mine = relative_queries.my_relative_tracks(db, actor=world.both, now=NOW)
+    relative = TrackFilter(kind="relative")
+    mine = queries.my_tracks(db, actor=world.both, flt=relative, now=NOW)
     assert [r.code for r in mine.rows] == [world.r1.code]
-    everything = relative_queries.all_relative_tracks(db, actor=world.coordinator, now=NOW)
+    everything = queries.all_tracks(db, actor=world.coordinator, flt=relative, now=NOW)
     assert {r.kind for r in everything.rows} == {"relative"}
     assert everything.total == 3
     found = queries.find_by_identifier(db, actor=world.coordinator, phone=RELATIVE_PHONE,
