@@ -61,7 +61,15 @@ from avhopp.casework.forms import (
     RemoveMemberForm,
     RevokeConsentForm,
 )
-from avhopp.casework.views import TrackPages, actor, goal_input, local_zone, run, settings
+from avhopp.casework.views import (
+    TrackPages,
+    actor,
+    goal_input,
+    lazy_forms,
+    local_zone,
+    run,
+    settings,
+)
 from avhopp.followups import queries as followup_queries
 from avhopp.permissions import requires
 from avhopp.security import now
@@ -177,22 +185,22 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
     row, _error = run(lambda db: queries.track_row(db, actor=actor(), track_id=track_id,
                                                      now=now()))
     local_now = now().astimezone(local_zone()).replace(tzinfo=None, second=0, microsecond=0)
-    forms: dict[str, Any] = {
-        "content_form": ContentForm(formdata=None),
-        "journal_form": JournalForm(formdata=None, occurred_at=local_now),
-        "correction_form": CorrectionForm(formdata=None),
-        "risk_form": RiskForm(formdata=None, assessed_on=local_now.date()),
-        "status_form": StatusForm(formdata=None, version=row.version),
-        "goal_form": GoalForm(formdata=None),
-        "goal_status_form": GoalStatusForm(formdata=None),
-        "new_consent_form": ConsentForm(formdata=None, valid_from=local_now.date()),
-        "revoke_form": RevokeConsentForm(formdata=None),
-        "agency_form": AgencyContactForm(formdata=None, occurred_at=local_now),
-        "measure_form": MeasureForm(formdata=None),
-        "measure_status_form": MeasureStatusForm(formdata=None),
-        "remove_member_form": RemoveMemberForm(formdata=None),
-        "goal_edit_form": GoalEditForm(formdata=None),
-    }
+    forms: dict[str, Any] = lazy_forms(
+        content_form=lambda: ContentForm(formdata=None),
+        journal_form=lambda: JournalForm(formdata=None, occurred_at=local_now),
+        correction_form=lambda: CorrectionForm(formdata=None),
+        risk_form=lambda: RiskForm(formdata=None, assessed_on=local_now.date()),
+        status_form=lambda: StatusForm(formdata=None, version=row.version),
+        goal_form=lambda: GoalForm(formdata=None),
+        goal_status_form=lambda: GoalStatusForm(formdata=None),
+        new_consent_form=lambda: ConsentForm(formdata=None, valid_from=local_now.date()),
+        revoke_form=lambda: RevokeConsentForm(formdata=None),
+        agency_form=lambda: AgencyContactForm(formdata=None, occurred_at=local_now),
+        measure_form=lambda: MeasureForm(formdata=None),
+        measure_status_form=lambda: MeasureStatusForm(formdata=None),
+        remove_member_form=lambda: RemoveMemberForm(formdata=None),
+        goal_edit_form=lambda: GoalEditForm(formdata=None),
+    )
     forms.update(parts)
     forms["case_forms"] = _case_forms(parts.get("defector"), parts.get("case_form"))
     forms["case_part_fields"] = CASE_PART_FIELDS

@@ -136,6 +136,48 @@ def staff_choices(field: Any, candidates: list[Any]) -> None:
         (str(c.id), c.username) for c in candidates]
 
 
+class LazyForm:
+    """A form built on first use. A track page offers a dozen forms, most of which are shown
+    only with the track's content; building them all cost about a tenth of the page. A form
+    not yet built has, like a fresh one, no errors, so the page can ask without building it."""
+
+    __slots__ = ("_build", "_form")
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._form: Any = None
+
+    def _get(self) -> Any:
+        if self._form is None:
+            self._form = self._build()
+        return self._form
+
+    @property
+    def errors(self) -> Any:
+        return {} if self._form is None else self._form.errors
+
+    @property
+    def form_errors(self) -> Any:
+        return [] if self._form is None else self._form.form_errors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._get()[name]
+
+    def __iter__(self) -> Any:
+        return iter(self._get())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._get()
+
+
+def lazy_forms(**builders: Callable[[], Any]) -> dict[str, LazyForm]:
+    """The page's empty forms, each built only if the page uses it."""
+    return {name: LazyForm(build) for name, build in builders.items()}
+
+
 class TrackPages:
     """The shared handlers of one blueprint: `blueprint` names its endpoints and templates,
     `kind` is the only track kind its routes serve, `messages` adds the kind's own refusal

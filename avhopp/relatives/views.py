@@ -41,7 +41,7 @@ from avhopp.casework.forms import (
     RemoveMemberForm,
     RevokeConsentForm,
 )
-from avhopp.casework.views import TrackPages, actor, local_zone, run, settings
+from avhopp.casework.views import TrackPages, actor, lazy_forms, local_zone, run, settings
 from avhopp.followups import queries as followup_queries
 from avhopp.permissions import requires
 from avhopp.relatives import queries as relative_queries
@@ -174,19 +174,19 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
 
     (row, links), _error = run(header)
     local_now = now().astimezone(local_zone()).replace(tzinfo=None, second=0, microsecond=0)
-    forms: dict[str, Any] = {
-        "content_form": ContentForm(formdata=None),
-        "journal_form": JournalForm(formdata=None, occurred_at=local_now),
-        "correction_form": CorrectionForm(formdata=None),
-        "status_form": StatusForm(formdata=None, version=row.version),
-        "goal_form": GoalForm(formdata=None),
-        "goal_status_form": GoalStatusForm(formdata=None),
-        "new_consent_form": ConsentForm(formdata=None, valid_from=local_now.date()),
-        "revoke_form": RevokeConsentForm(formdata=None),
-        "link_form": LinkForm(formdata=None, valid_from=local_now.date()),
-        "unlink_form": UnlinkForm(formdata=None),
-        "remove_member_form": RemoveMemberForm(formdata=None),
-    }
+    forms: dict[str, Any] = lazy_forms(
+        content_form=lambda: ContentForm(formdata=None),
+        journal_form=lambda: JournalForm(formdata=None, occurred_at=local_now),
+        correction_form=lambda: CorrectionForm(formdata=None),
+        status_form=lambda: StatusForm(formdata=None, version=row.version),
+        goal_form=lambda: GoalForm(formdata=None),
+        goal_status_form=lambda: GoalStatusForm(formdata=None),
+        new_consent_form=lambda: ConsentForm(formdata=None, valid_from=local_now.date()),
+        revoke_form=lambda: RevokeConsentForm(formdata=None),
+        link_form=lambda: LinkForm(formdata=None, valid_from=local_now.date()),
+        unlink_form=lambda: UnlinkForm(formdata=None),
+        remove_member_form=lambda: RemoveMemberForm(formdata=None),
+    )
     forms.update(parts)
     # The follow-up section (the same partial as on the defector page).
     forms["followups_section"], _error = run(lambda db: followup_queries.for_track(

@@ -60,3 +60,35 @@ def test_goal_input_reads_the_fields_each_kinds_form_has(app):
     assert full.provider == "Kommunen"
     assert full.sub_goal is None  # blank is None
     assert optional(relative, "withheld") is None
+
+
+def test_a_lazy_form_is_built_only_when_the_page_uses_it(app):
+    from avhopp.casework.forms import RevokeConsentForm
+    from avhopp.casework.views import lazy_forms
+
+    built = []
+
+    def build():
+        built.append(1)
+        return RevokeConsentForm(formdata=None)
+
+    with app.test_request_context("/"):
+        forms = lazy_forms(revoke_form=build)
+        form = forms["revoke_form"]
+        # Asking whether a form has errors does not build it: a fresh form has none.
+        assert (form.errors, form.form_errors) == ({}, [])
+        assert built == []
+        assert "csrf_token" in str(form.csrf_token)
+        assert [field.name for field in form] == [field.name for field in form]
+        assert form["csrf_token"] is form.csrf_token
+        assert built == [1]  # built once, then reused
+
+
+def test_a_lazy_form_reports_the_errors_of_the_form_once_built(app):
+    from avhopp.casework.forms import RevokeConsentForm
+    from avhopp.casework.views import LazyForm
+
+    with app.test_request_context("/", method="POST", data={}):
+        form = LazyForm(lambda: RevokeConsentForm())
+        assert form.validate() is False
+        assert form.errors  # the built form's own errors, not the empty default
