@@ -114,10 +114,15 @@ class Encrypted(Generic[T]):
         self.data_class = data_class
         self.name = ""
         self.column_attr = ""
+        self.value_key = ""
+        self.blob_key = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         self.column_attr = f"{name}_enc"
+        # Instance-dict keys of the cached plaintext and of the envelope it was read from.
+        self.value_key = f"_avhopp_plain.{name}"
+        self.blob_key = f"_avhopp_blob.{name}"
         # Declarative scans the class namespace after __set_name__, so this becomes a column.
         setattr(owner, self.column_attr, mapped_column(
             self.column_attr, EncryptedBlob(), nullable=True,
@@ -139,13 +144,9 @@ class Encrypted(Generic[T]):
         blob = state.get(self.column_attr, _MISSING)
         if blob is _MISSING:
             blob = getattr(obj, self.column_attr)
-        plain: dict[str, tuple[Any, Any]] | None = state.get("_avhopp_plain")
-        if plain is None:
-            plain = state["_avhopp_plain"] = {}
-        else:
-            cached = plain.get(self.name)
-            if cached is not None and (cached[0] is blob or cached[0] == blob):
-                return cached[1]
+        cached = state.get(self.blob_key, _MISSING)
+        if cached is blob or (cached is not _MISSING and cached == blob):
+            return state[self.value_key]
         if blob is None:
             return None
         if blob is PENDING:
@@ -167,23 +168,34 @@ class Encrypted(Generic[T]):
         except KeyNotFound:
             # Unknown key or another person's: to the reader, an undecryptable field.
             raise row.error(self.name) from None
-        plain[self.name] = (blob, value)
+        state[self.value_key] = value
+        state[self.blob_key] = blob
         return value
+
+    def remember(self, obj: object, blob: Any, value: Any) -> None:
+        """Cache value as the plaintext of `blob` (the column's current content).
+
+        Kept as two flat entries of the instance dict, not a per-object dict of tuples: a list
+        page keeps thousands of rows alive, and every extra container per field they hold
+        makes the garbage collector's full passes over them slower.
+        """
+        state = obj.__dict__
+        state[self.value_key] = value
+        state[self.blob_key] = blob
 
     def __set__(self, obj: object, value: T | None) -> None:
         if value is not None and (
             not isinstance(value, KINDS[self.kind]) or isinstance(value, bool)
         ):
             raise TypeError(f"{self.name} takes {self.kind}, not {type(value).__name__}")
-        plain = obj.__dict__.setdefault("_avhopp_plain", {})
         pending: set[str] = obj.__dict__.setdefault("_avhopp_pending", set())
         if value is None:
             setattr(obj, self.column_attr, None)
-            plain[self.name] = (None, None)
+            self.remember(obj, None, None)
             pending.discard(self.name)
         else:
             setattr(obj, self.column_attr, PENDING)
-            plain[self.name] = (PENDING, value)
+            self.remember(obj, PENDING, value)
             pending.add(self.name)
 
 
