@@ -207,21 +207,38 @@ def subject_of(obj: object) -> uuid.UUID:
     return subject
 
 
+def _row_spec(model: type) -> tuple[str, str]:
+    """(table name, subject attribute) of a model, looked up once per class."""
+    spec = _ROW_SPECS.get(model)
+    if spec is None:
+        spec = _ROW_SPECS[model] = (
+            model.__table__.name,  # type: ignore[attr-defined]
+            getattr(model, "__encryption_subject__", "id"),
+        )
+    return spec
+
+
+_ROW_SPECS: dict[type, tuple[str, str]] = {}
+
+
 def row_context_of(obj: object) -> RowContext:
     """The row's (table, row id, subject id), encoded once per object: ids never change."""
-    row = obj.__dict__.get("_avhopp_row")
+    state = obj.__dict__
+    row = state.get("_avhopp_row")
     if row is None:
-        row_id = getattr(obj, "id", None)
+        table, subject_attr = _row_spec(type(obj))
+        # Loaded ids sit in the instance dict; getattr only for an expired or unset one.
+        row_id = state.get("id") or getattr(obj, "id", None)
         if not isinstance(row_id, uuid.UUID):
             # The id is part of the associated data, so it must exist before the INSERT.
             raise ValueError(f"{type(obj).__name__} must get its UUID id in the constructor")
         row_str = str(row_id)
-        subject = subject_of(obj)
-        row = obj.__dict__["_avhopp_row"] = RowContext(
-            obj.__table__.name,  # type: ignore[attr-defined]
-            row_str,
-            row_str if subject == row_id else str(subject),  # a person is their own subject
-        )
+        if subject_attr == "id":
+            subject_str = row_str  # a person is their own subject
+        else:
+            subject = subject_of(obj)
+            subject_str = row_str if subject == row_id else str(subject)
+        row = state["_avhopp_row"] = RowContext(table, row_str, subject_str)
     return row
 
 
