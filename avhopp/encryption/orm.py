@@ -151,17 +151,13 @@ class Encrypted(Generic[T]):
             return None
         if blob is PENDING:
             raise EncryptionNotConfigured("value is pending encryption but not cached")
-        session = instance_state(obj).session
-        if session is None:
-            raise EncryptionNotConfigured("the object is not in a session with field crypto")
-        # Looked up in the session every time, never kept on the object: the map is dropped
-        # at commit and rollback, and erasure evicts from it.
-        keys = session.info.get(SESSION_KEYS)
-        if keys is None:
-            crypto = session.info.get(SESSION_KEY)
-            if crypto is None:
-                raise EncryptionNotConfigured("the object is not in a session with field crypto")
-            keys = crypto.session_keys(session)
+        # The session's key map, remembered on the row by weak reference and used only while
+        # it is alive, open and of the session the row is in now: the map dies or is closed
+        # at commit and rollback, and erasure evicts from this very map.
+        keys_ref = state.get(_KEYS_REF)
+        keys = None if keys_ref is None else keys_ref()
+        if keys is None or keys.session_id != instance_state(obj).session_id:
+            keys = _session_keys_of(obj)
         row = state.get("_avhopp_row") or row_context_of(obj)
         try:
             value = row.open(self.name, blob, keys, keys.fetch)
@@ -197,6 +193,21 @@ class Encrypted(Generic[T]):
             setattr(obj, self.column_attr, PENDING)
             self.remember(obj, PENDING, value)
             pending.add(self.name)
+
+
+def _session_keys_of(obj: object) -> SessionKeys:
+    """The key map of obj's session (created on first use), remembered on obj."""
+    session = instance_state(obj).session
+    if session is None:
+        raise EncryptionNotConfigured("the object is not in a session with field crypto")
+    keys: SessionKeys | None = session.info.get(SESSION_KEYS)
+    if keys is None:
+        crypto = session.info.get(SESSION_KEY)
+        if crypto is None:
+            raise EncryptionNotConfigured("the object is not in a session with field crypto")
+        keys = crypto.session_keys(session)
+    obj.__dict__[_KEYS_REF] = keys.ref
+    return keys
 
 
 def subject_of(obj: object) -> uuid.UUID:
@@ -250,27 +261,41 @@ def context_of(obj: object, field: Encrypted[Any]) -> FieldContext:
 class SessionKeys(dict[str, AESGCM]):
     """Ciphers of the data keys already used in one session, by kid: a list page opens several
     fields per person without the shared cache's lock and clock, or building a cipher per
-    field. Lives in session.info until the transaction ends (dropped at commit and rollback,
-    evicted by erasure); `fetch` fills it on a miss.
+    field. Lives in session.info until the transaction ends (closed and dropped at commit and
+    rollback, evicted from by erasure); `fetch` fills it on a miss.
 
     No reference cycle (the session is held weakly, fetch is a method, not a closure over the
     map), so the keys go as soon as session.info lets go of the map, without waiting for the
-    garbage collector.
+    garbage collector. Rows remember the map only through `ref`, so they do not keep it alive.
     """
 
-    __slots__ = ("__weakref__", "_crypto", "_session")
+    __slots__ = ("__weakref__", "_crypto", "_session", "ref", "session_id")
 
     def __init__(self, crypto: FieldCrypto, session: Session) -> None:
         super().__init__()
         self._crypto = crypto
         self._session = weakref.ref(session)
+        # Unique per session for the life of the process, so a row that moved to another
+        # session never uses this map.
+        self.session_id: object = session.hash_key
+        self.ref = weakref.ref(self)
+
+    def close(self) -> None:
+        """Forget every key and stop serving rows (the transaction has ended)."""
+        self.session_id = _CLOSED
+        self.clear()
 
     def fetch(self, kid: str, subject_id: str) -> AESGCM:
         session = self._session()
-        if session is None:
-            raise KeyNotFound(f"data key {kid}: the session is gone")
+        if session is None or self.session_id is _CLOSED:
+            raise KeyNotFound(f"data key {kid}: the session's key map is closed")
         aead = self[kid] = self._crypto.cipher_by_id(session, kid, subject_id)
         return aead
+
+
+_CLOSED = object()
+# Instance-dict key of the weak reference to the session's key map (see Encrypted.__get__).
+_KEYS_REF = "_avhopp_keys"
 
 
 def field_crypto_of(obj: object) -> FieldCrypto:
@@ -309,4 +334,7 @@ def _forget_new_keys(session: Session, *_args: Any) -> None:
     # rollback; either way the next lookup must ask the database, never a stale map.
     session.info.pop("avhopp.new_keys", None)
     session.info.pop("avhopp.index_versions", None)
-    session.info.pop(SESSION_KEYS, None)
+    keys = session.info.pop(SESSION_KEYS, None)
+    if keys is not None:
+        # Rows that remember the map see it closed even if something still holds it.
+        keys.close()
