@@ -289,7 +289,11 @@ class SessionKeys(dict[str, AESGCM]):
         session = self._session()
         if session is None or self.session_id is _CLOSED:
             raise KeyNotFound(f"data key {kid}: the session's key map is closed")
-        aead = self[kid] = self._crypto.cipher_by_id(session, kid, subject_id)
+        crypto = self._crypto
+        # The shared cache first, without cipher_by_id's frame: every person on a list page
+        # is one miss here.
+        aead = crypto.cache.get_cipher(kid) or crypto.cipher_by_id(session, kid, subject_id)
+        self[kid] = aead
         return aead
 
 
