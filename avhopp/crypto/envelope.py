@@ -427,14 +427,14 @@ class RowContext:
         if type(blob) is not bytes:
             blob = bytes(blob)
         try:
-            # _split() inlined for its common case: one-byte protected and ciphertext lengths.
-            first = blob[2]
-            if first == 0x58 and blob[blob[3] + 19] == 0x58:
-                h = blob[3] + 7
+            # _split() inlined for its common case: one-byte protected and ciphertext lengths
+            # (literals, not the named constants: this runs for every field of every row).
+            h = blob[3] + 7  # tag 2 + bstr head 2 + protected + unprotected head 3
+            if blob[2] == 0x58 and blob[h + 12] == 0x58:
                 kid, enc_head = _header(blob[:h])
                 n = blob[h + 13]
-                # n >= 32 also rules out a non-canonical one-byte length (< 24).
-                if n < TAG_LEN + 16 or h + 14 + n != len(blob):
+                # n >= 32 (TAG_LEN + 16) also rules out a non-canonical one-byte length (< 24).
+                if n < 32 or h + 14 + n != len(blob):
                     raise ValueError("bad ciphertext")
                 iv = blob[h : h + 12]
                 ciphertext = blob[h + 14 :]
@@ -448,10 +448,11 @@ class RowContext:
         try:
             padded = aead.decrypt(iv, ciphertext, b"".join((enc_head, self._heads[column],
                                                              self._rest)))
-            # _unpad_decode() inlined for text, the common case; the same checks.
+            # _unpad_decode() inlined for text (type tag 0x01), the common case; same checks
+            # (1024 is len(_BUCKET_OF)).
             payload = padded.rstrip(b"\x00")
             n = len(payload) - 1
-            if n > 0 and payload[n] == 0x80 and payload[0] == TYPE_TEXT and n < len(_BUCKET_OF):
+            if 0 < n < 1024 and payload[n] == 0x80 and payload[0] == 0x01:
                 if _BUCKET_OF[n] != len(padded):
                     raise ValueError("bad padding length")
                 return payload[1:n].decode("utf-8")

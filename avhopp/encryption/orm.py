@@ -114,10 +114,15 @@ class Encrypted(Generic[T]):
         self.data_class = data_class
         self.name = ""
         self.column_attr = ""
+        self.value_key = ""
+        self.blob_key = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         self.column_attr = f"{name}_enc"
+        # Instance-dict keys of the cached plaintext and of the envelope it was read from.
+        self.value_key = f"_avhopp_plain.{name}"
+        self.blob_key = f"_avhopp_blob.{name}"
         # Declarative scans the class namespace after __set_name__, so this becomes a column.
         setattr(owner, self.column_attr, mapped_column(
             self.column_attr, EncryptedBlob(), nullable=True,
@@ -139,52 +144,70 @@ class Encrypted(Generic[T]):
         blob = state.get(self.column_attr, _MISSING)
         if blob is _MISSING:
             blob = getattr(obj, self.column_attr)
-        plain: dict[str, tuple[Any, Any]] | None = state.get("_avhopp_plain")
-        if plain is None:
-            plain = state["_avhopp_plain"] = {}
-        else:
-            cached = plain.get(self.name)
-            if cached is not None and (cached[0] is blob or cached[0] == blob):
-                return cached[1]
+        cached = state.get(self.blob_key, _MISSING)
+        if cached is blob or (cached is not _MISSING and cached == blob):
+            return state[self.value_key]
         if blob is None:
             return None
         if blob is PENDING:
             raise EncryptionNotConfigured("value is pending encryption but not cached")
-        session = instance_state(obj).session
-        if session is None:
-            raise EncryptionNotConfigured("the object is not in a session with field crypto")
-        # Looked up in the session every time, never kept on the object: the map is dropped
-        # at commit and rollback, and erasure evicts from it.
-        keys = session.info.get(SESSION_KEYS)
-        if keys is None:
-            crypto = session.info.get(SESSION_KEY)
-            if crypto is None:
-                raise EncryptionNotConfigured("the object is not in a session with field crypto")
-            keys = crypto.session_keys(session)
+        # The session's key map, remembered on the row by weak reference and used only while
+        # it is alive, open and of the session the row is in now: the map dies or is closed
+        # at commit and rollback, and erasure evicts from this very map.
+        keys_ref = state.get(_KEYS_REF)
+        keys = None if keys_ref is None else keys_ref()
+        if keys is None or keys.session_id != instance_state(obj).session_id:
+            keys = _session_keys_of(obj)
         row = state.get("_avhopp_row") or row_context_of(obj)
         try:
             value = row.open(self.name, blob, keys, keys.fetch)
         except KeyNotFound:
             # Unknown key or another person's: to the reader, an undecryptable field.
             raise row.error(self.name) from None
-        plain[self.name] = (blob, value)
+        state[self.value_key] = value
+        state[self.blob_key] = blob
         return value
+
+    def remember(self, obj: object, blob: Any, value: Any) -> None:
+        """Cache value as the plaintext of `blob` (the column's current content).
+
+        Kept as two flat entries of the instance dict, not a per-object dict of tuples: a list
+        page keeps thousands of rows alive, and every extra container per field they hold
+        makes the garbage collector's full passes over them slower.
+        """
+        state = obj.__dict__
+        state[self.value_key] = value
+        state[self.blob_key] = blob
 
     def __set__(self, obj: object, value: T | None) -> None:
         if value is not None and (
             not isinstance(value, KINDS[self.kind]) or isinstance(value, bool)
         ):
             raise TypeError(f"{self.name} takes {self.kind}, not {type(value).__name__}")
-        plain = obj.__dict__.setdefault("_avhopp_plain", {})
         pending: set[str] = obj.__dict__.setdefault("_avhopp_pending", set())
         if value is None:
             setattr(obj, self.column_attr, None)
-            plain[self.name] = (None, None)
+            self.remember(obj, None, None)
             pending.discard(self.name)
         else:
             setattr(obj, self.column_attr, PENDING)
-            plain[self.name] = (PENDING, value)
+            self.remember(obj, PENDING, value)
             pending.add(self.name)
+
+
+def _session_keys_of(obj: object) -> SessionKeys:
+    """The key map of obj's session (created on first use), remembered on obj."""
+    session = instance_state(obj).session
+    if session is None:
+        raise EncryptionNotConfigured("the object is not in a session with field crypto")
+    keys: SessionKeys | None = session.info.get(SESSION_KEYS)
+    if keys is None:
+        crypto = session.info.get(SESSION_KEY)
+        if crypto is None:
+            raise EncryptionNotConfigured("the object is not in a session with field crypto")
+        keys = crypto.session_keys(session)
+    obj.__dict__[_KEYS_REF] = keys.ref
+    return keys
 
 
 def subject_of(obj: object) -> uuid.UUID:
@@ -195,21 +218,38 @@ def subject_of(obj: object) -> uuid.UUID:
     return subject
 
 
+def _row_spec(model: type) -> tuple[str, str]:
+    """(table name, subject attribute) of a model, looked up once per class."""
+    spec = _ROW_SPECS.get(model)
+    if spec is None:
+        spec = _ROW_SPECS[model] = (
+            model.__table__.name,  # type: ignore[attr-defined]
+            getattr(model, "__encryption_subject__", "id"),
+        )
+    return spec
+
+
+_ROW_SPECS: dict[type, tuple[str, str]] = {}
+
+
 def row_context_of(obj: object) -> RowContext:
     """The row's (table, row id, subject id), encoded once per object: ids never change."""
-    row = obj.__dict__.get("_avhopp_row")
+    state = obj.__dict__
+    row = state.get("_avhopp_row")
     if row is None:
-        row_id = getattr(obj, "id", None)
+        table, subject_attr = _row_spec(type(obj))
+        # Loaded ids sit in the instance dict; getattr only for an expired or unset one.
+        row_id = state.get("id") or getattr(obj, "id", None)
         if not isinstance(row_id, uuid.UUID):
             # The id is part of the associated data, so it must exist before the INSERT.
             raise ValueError(f"{type(obj).__name__} must get its UUID id in the constructor")
         row_str = str(row_id)
-        subject = subject_of(obj)
-        row = obj.__dict__["_avhopp_row"] = RowContext(
-            obj.__table__.name,  # type: ignore[attr-defined]
-            row_str,
-            row_str if subject == row_id else str(subject),  # a person is their own subject
-        )
+        if subject_attr == "id":
+            subject_str = row_str  # a person is their own subject
+        else:
+            subject = subject_of(obj)
+            subject_str = row_str if subject == row_id else str(subject)
+        row = state["_avhopp_row"] = RowContext(table, row_str, subject_str)
     return row
 
 
@@ -221,27 +261,45 @@ def context_of(obj: object, field: Encrypted[Any]) -> FieldContext:
 class SessionKeys(dict[str, AESGCM]):
     """Ciphers of the data keys already used in one session, by kid: a list page opens several
     fields per person without the shared cache's lock and clock, or building a cipher per
-    field. Lives in session.info until the transaction ends (dropped at commit and rollback,
-    evicted by erasure); `fetch` fills it on a miss.
+    field. Lives in session.info until the transaction ends (closed and dropped at commit and
+    rollback, evicted from by erasure); `fetch` fills it on a miss.
 
     No reference cycle (the session is held weakly, fetch is a method, not a closure over the
     map), so the keys go as soon as session.info lets go of the map, without waiting for the
-    garbage collector.
+    garbage collector. Rows remember the map only through `ref`, so they do not keep it alive.
     """
 
-    __slots__ = ("__weakref__", "_crypto", "_session")
+    __slots__ = ("__weakref__", "_crypto", "_session", "ref", "session_id")
 
     def __init__(self, crypto: FieldCrypto, session: Session) -> None:
         super().__init__()
         self._crypto = crypto
         self._session = weakref.ref(session)
+        # Unique per session for the life of the process, so a row that moved to another
+        # session never uses this map.
+        self.session_id: object = session.hash_key
+        self.ref = weakref.ref(self)
+
+    def close(self) -> None:
+        """Forget every key and stop serving rows (the transaction has ended)."""
+        self.session_id = _CLOSED
+        self.clear()
 
     def fetch(self, kid: str, subject_id: str) -> AESGCM:
         session = self._session()
-        if session is None:
-            raise KeyNotFound(f"data key {kid}: the session is gone")
-        aead = self[kid] = self._crypto.cipher_by_id(session, kid, subject_id)
+        if session is None or self.session_id is _CLOSED:
+            raise KeyNotFound(f"data key {kid}: the session's key map is closed")
+        crypto = self._crypto
+        # The shared cache first, without cipher_by_id's frame: every person on a list page
+        # is one miss here.
+        aead = crypto.cache.get_cipher(kid) or crypto.cipher_by_id(session, kid, subject_id)
+        self[kid] = aead
         return aead
+
+
+_CLOSED = object()
+# Instance-dict key of the weak reference to the session's key map (see Encrypted.__get__).
+_KEYS_REF = "_avhopp_keys"
 
 
 def field_crypto_of(obj: object) -> FieldCrypto:
@@ -280,4 +338,7 @@ def _forget_new_keys(session: Session, *_args: Any) -> None:
     # rollback; either way the next lookup must ask the database, never a stale map.
     session.info.pop("avhopp.new_keys", None)
     session.info.pop("avhopp.index_versions", None)
-    session.info.pop(SESSION_KEYS, None)
+    keys = session.info.pop(SESSION_KEYS, None)
+    if keys is not None:
+        # Rows that remember the map see it closed even if something still holds it.
+        keys.close()

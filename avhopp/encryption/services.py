@@ -123,12 +123,12 @@ class FieldCrypto:
     def seal_pending(self, session: Session, obj: object) -> None:
         subject = subject_of(obj)
         kid, key = self.active_key(session, subject)
-        plain = obj.__dict__["_avhopp_plain"]
+        state = obj.__dict__
         for field in pending_fields(obj):
-            value = plain[field.name][1]
+            value = state[field.value_key]
             blob = seal(key, kid, context_of(obj, field), value)
             setattr(obj, field.column_attr, blob)
-            plain[field.name] = (blob, value)
+            field.remember(obj, blob, value)
             if field.index:
                 self._write_index(session, obj, field, value, subject)
         obj.__dict__["_avhopp_pending"] = set()

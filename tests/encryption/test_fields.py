@@ -13,7 +13,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from avhopp.casework.models import Person
-from avhopp.crypto.errors import DecryptionError
+from avhopp.crypto.errors import DecryptionError, KeyDestroyed
 from avhopp.db import get_database
 from avhopp.encryption.models import DataKey
 from avhopp.encryption.orm import (
@@ -21,7 +21,7 @@ from avhopp.encryption.orm import (
     EncryptedComparisonError,
     EncryptionNotConfigured,
 )
-from avhopp.encryption.services import FieldCrypto
+from avhopp.encryption.services import FieldCrypto, erase_subject
 from tests.conftest import database_bytes
 
 CANARY = "Kanariefågel-7Q3X-personuppgift"
@@ -305,3 +305,69 @@ def test_the_session_key_map_is_freed_without_the_garbage_collector(app, db):
     finally:
         gc.enable()
     session.close()
+
+
+# A row remembers its session's key map (by weak reference) after its first field; these pin
+# that a later field of the same row never reads through a map that should no longer serve it.
+# Sessions are closed in `finally`: one left in a transaction would block the teardown.
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+def test_a_row_opens_later_fields_with_the_next_transactions_key_map(app, db, end):
+    person_id = make_person(db, name="Anna", alias="Nisse")
+    session, person = reload(app, person_id)
+    try:
+        assert person.name == "Anna"
+        first = session.info[SESSION_KEYS]
+        getattr(session, end)()
+        assert len(first) == 0  # closed at the end of the transaction, though we still hold it
+        assert person.alias == "Nisse"
+        second = session.info[SESSION_KEYS]
+        assert second is not first and len(second) == 1 and len(first) == 0
+    finally:
+        session.close()
+
+
+def test_erasure_stops_later_fields_of_a_row_read_before_it(app, db):
+    person_id = make_person(db, name="Anna", alias="Nisse")
+    session, person = reload(app, person_id)
+    try:
+        assert person.name == "Anna"
+        erase_subject(session, actor=None, subject_id=person_id)
+        with pytest.raises(KeyDestroyed):
+            _ = person.alias
+    finally:
+        session.rollback()
+        session.close()
+
+
+def test_a_row_moved_to_another_session_uses_that_sessions_key_map(app, db):
+    person_id = make_person(db, name="Anna", alias="Nisse")
+    first, person = reload(app, person_id)
+    second = get_database(app).factory()
+    try:
+        assert person.name == "Anna"  # the first session's map now holds the person's key
+        first_keys = first.info[SESSION_KEYS]
+        first.expunge(person)
+        second.add(person)
+        # Erasure in the second session evicts from the second session's map only; so the
+        # row must open its fields through that map, never the first session's (still open).
+        assert person.alias == "Nisse"
+        assert len(second.info[SESSION_KEYS]) == 1 and len(first_keys) == 1
+        assert person.__dict__["_avhopp_keys"]() is second.info[SESSION_KEYS]
+    finally:
+        second.close()
+        first.close()
+
+
+def test_a_detached_row_does_not_open_fields_through_a_remembered_map(app, db):
+    person_id = make_person(db, name="Anna", alias="Nisse")
+    session, person = reload(app, person_id)
+    try:
+        assert person.name == "Anna"
+        session.expunge(person)
+        assert session.info.get(SESSION_KEYS)  # alive, but no longer the row's session's
+        with pytest.raises(EncryptionNotConfigured):
+            _ = person.alias
+    finally:
+        session.close()
