@@ -89,6 +89,6 @@ def test_a_lazy_form_reports_the_errors_of_the_form_once_built(app):
     from avhopp.casework.views import LazyForm
 
     with app.test_request_context("/", method="POST", data={}):
-        form = LazyForm(lambda: RevokeConsentForm())
+        form = LazyForm(RevokeConsentForm)
         assert form.validate() is False
         assert form.errors  # the built form's own errors, not the empty default
