@@ -150,6 +150,23 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+# ANALYZE reads at most this many rows per index on SQLite: statistics good enough for the
+# planner in bounded time on a large database.
+SQLITE_ANALYSIS_LIMIT = 2000
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Give SQLite's query planner table statistics (sqlite_stat1). Without them it guesses,
+    and guessed that an equality on track status is selective: "my tracks" filtered by status
+    then read every track (5 ms a query with 10,000 tracks, 0.2 ms with statistics).
+    PostgreSQL's autovacuum keeps its own statistics, so this does nothing there."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"PRAGMA analysis_limit = {SQLITE_ANALYSIS_LIMIT}")
+        conn.exec_driver_sql("ANALYZE")
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
 

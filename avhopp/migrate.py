@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from avhopp.config import PROJECT_ROOT
+from avhopp.db import make_engine, refresh_statistics
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 # Every module that defines tables. Importing them registers the tables on Base.metadata, which
@@ -42,6 +43,12 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
+    # Fresh statistics for the new schema (and its indexes) before anything is served.
+    engine = make_engine(database_url)
+    try:
+        refresh_statistics(engine)
+    finally:
+        engine.dispose()
 
 
 def downgrade(database_url: str, revision: str) -> None:

@@ -27,12 +27,15 @@ INTERVALS = {
     # restart or a second scheduler only repeats a run that finds nothing more to do.
     "retention": 86400,
     "audit_retention": 86400,
+    # The query planner's statistics follow the data as it grows (SQLite; see db.py).
+    "statistics": 86400,
 }
 
 
 def duties(app: Any) -> dict[str, Callable[[], Any]]:
     # The defector track registers its own generated follow-up source (risk reassessment).
     from avhopp.cases import followup_sources  # noqa: F401
+    from avhopp.db import get_database, refresh_statistics
     from avhopp.followups import ticks
     from avhopp.privacy import jobs
 
@@ -44,6 +47,7 @@ def duties(app: Any) -> dict[str, Callable[[], Any]]:
         "audit_checkpoint": lambda: ticks.audit_tick(app),
         "retention": lambda: jobs.retention_tick(app),
         "audit_retention": lambda: jobs.audit_retention_tick(app),
+        "statistics": lambda: refresh_statistics(get_database(app).engine),
     }
 
 

@@ -171,6 +171,9 @@ def _headers(response: Response) -> Response:
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Frame-Options"] = "DENY"
+    # The legacy XSS filter off (OWASP): where a browser still has it, it can be abused to
+    # strip legitimate scripts and leak content; the CSP above is the protection.
+    headers["X-XSS-Protection"] = "0"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Cross-Origin-Resource-Policy"] = "same-origin"
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"

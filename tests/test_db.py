@@ -287,3 +287,37 @@ def test_session_scope_closes_the_session(app: Any) -> None:
         session.add(throttle("closing", utcnow()))
     assert not session.in_transaction()
     assert not session.new
+
+
+def _has_statistics(engine: Any) -> bool:
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").scalar_one()
+        return bool(found) and bool(
+            conn.exec_driver_sql("SELECT count(*) FROM sqlite_stat1").scalar_one())
+
+
+def test_sqlite_gets_planner_statistics_at_upgrade_and_from_the_daily_duty(tmp_path: Path) -> None:
+    from avhopp import migrate
+    from avhopp.db import refresh_statistics
+
+    url = f"sqlite:///{tmp_path / 'stats.sqlite'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        assert _has_statistics(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM sqlite_stat1")
+        refresh_statistics(engine)
+        assert _has_statistics(engine)
+    finally:
+        engine.dispose()
+
+
+def test_refreshing_statistics_leaves_postgresql_to_its_autovacuum(app: Any) -> None:
+    from avhopp.db import refresh_statistics
+
+    engine = get_database(app).engine
+    refresh_statistics(engine)  # on SQLite it analyses; on PostgreSQL it must not fail
+    if engine.dialect.name == "sqlite":
+        assert _has_statistics(engine)

@@ -228,6 +228,7 @@ def test_every_kind_of_response_carries_the_security_headers(
         assert h.get("X-Content-Type-Options") == "nosniff", kind
         assert h.get("Referrer-Policy") == "no-referrer", kind
         assert h.get("X-Frame-Options") == "DENY", kind
+        assert h.get("X-XSS-Protection") == "0", kind  # the legacy filter off (OWASP)
         assert h.get("Cross-Origin-Opener-Policy") == "same-origin", kind
         assert h.get("Cross-Origin-Resource-Policy") == "same-origin", kind
         assert "Strict-Transport-Security" not in h, f"{kind}: HSTS without HTTPS"

@@ -340,7 +340,7 @@ def seed_command(count: int, rng_seed: int | None, if_empty: bool, bulk: bool) -
     from sqlalchemy import func, select
 
     from avhopp.casework.models import Track
-    from avhopp.db import get_database
+    from avhopp.db import get_database, refresh_statistics
 
     if current_app.config["ENV"] == "production":
         raise click.ClickException("dev seed is refused in production")
@@ -360,6 +360,8 @@ def seed_command(count: int, rng_seed: int | None, if_empty: bool, bulk: bool) -
         else:
             codes, staff = seed_tracks(factory, count=count, policy=policy, rng_seed=rng_seed,
                                        progress=bar.update)
+    # As the scheduler's daily duty would: the planner's statistics follow the new data.
+    refresh_statistics(get_database(current_app).engine)
     click.echo(f"created {len(codes)} synthetic tracks")
     for name, one_time in staff.one_time_passwords.items():
         click.echo(f"demo user {name:20} one-time password: {one_time}")

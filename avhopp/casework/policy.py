@@ -24,8 +24,8 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.orm import Session, aliased
 
 from avhopp.accounts.models import User
 from avhopp.audit.policy import Actor
@@ -101,10 +101,15 @@ class _Refused(Exception):
 
 
 def team_condition(user_id: uuid.UUID) -> ColumnElement[bool]:
-    """SQL: tracks whose team `user_id` is on (owner or member)."""
-    return or_(
-        Track.owner_id == user_id,
-        Track.id.in_(select(TeamMember.track_id).where(TeamMember.user_id == user_id)),
+    """SQL: tracks whose team `user_id` is on (owner or member).
+
+    One IN over the union of the two small sets of ids, not an OR: with the OR and a status
+    filter SQLite's planner walked the (unselective) status index over every track, 5 ms a
+    query with 10,000 tracks; this way it starts from the user's few tracks."""
+    owned = aliased(Track)
+    return Track.id.in_(
+        select(owned.id).where(owned.owner_id == user_id)
+        .union(select(TeamMember.track_id).where(TeamMember.user_id == user_id))
     )
 
 

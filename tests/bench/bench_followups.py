@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import create_engine, insert, text
 
 from avhopp import migrate
+from avhopp.db import refresh_statistics
 
 FOLLOW_UPS = 100_000
 TRACKS = 4_000
@@ -95,6 +96,8 @@ def _measure(report: Any, engine_name: str, url: str, workdir: Path) -> None:
     if engine_name == "PostgreSQL":
         with app.extensions["avhopp.db"].engine.begin() as conn:
             conn.execute(text("ANALYZE"))
+    else:  # what the scheduler's daily statistics duty does on SQLite
+        refresh_statistics(app.extensions["avhopp.db"].engine)
     from avhopp.db import get_database
 
     clock.now = NOW

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, select, text
 from avhopp import migrate
 from avhopp.cases import seed
 from avhopp.casework.models import Person, Track
-from avhopp.db import get_database, session_scope
+from avhopp.db import get_database, refresh_statistics, session_scope
 
 TRACKS = int(os.environ.get("AVHOPP_BENCH_TRACKS", "10000"))
 SAMPLES = 40
@@ -89,6 +89,8 @@ def _engine(report: Any, label: str, url: str, workdir: Path) -> None:
         # What autovacuum would do after a bulk load; committed, or the statistics are lost.
         with database.engine.begin() as conn:
             conn.execute(text("ANALYZE"))
+    else:
+        refresh_statistics(database.engine)  # what the scheduler's daily duty does on SQLite
     with database.factory() as session:
         own = list(session.scalars(select(Track.id).where(Track.owner_id == worker.id)
                                    .order_by(Track.code).limit(SAMPLES)))

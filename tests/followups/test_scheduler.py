@@ -20,7 +20,7 @@ def test_every_duty_is_one_interval_job_that_is_never_stacked(app):
     built = scheduler.build(app)
     jobs = {job.id: job for job in built.get_jobs()}
     assert set(jobs) == {"derive", "enqueue", "send", "digest", "audit_checkpoint", "retention",
-                         "audit_retention"}
+                         "audit_retention", "statistics"}
     for name, job in jobs.items():
         assert job.coalesce is True and job.max_instances == 1
         assert job.trigger.interval == dt.timedelta(seconds=scheduler.INTERVALS[name])

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess  # nosec B404  we start our own programs with fixed argv
 import sys
 import time
@@ -33,6 +34,43 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def unverified_tls() -> ssl.SSLContext:
+    """For our own loopback server's throw-away self-signed certificate only."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def self_signed(work: Path) -> tuple[Path, Path]:
+    """A throw-away certificate and key for 127.0.0.1, written to `work`."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = work / "tls.crt", work / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
 
 
 class Instance:
@@ -90,12 +128,15 @@ class Instance:
 
 
 @contextmanager
-def gunicorn(instance: Instance, *, workers: int = 2) -> Iterator[tuple[str, subprocess.Popen]]:
+def gunicorn(instance: Instance, *, workers: int = 2,
+             tls: tuple[Path, Path] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Serve the instance; with `tls` (certificate, key) over HTTPS, as in production."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    extra = ["--certfile", str(tls[0]), "--keyfile", str(tls[1])] if tls else []
     proc = subprocess.Popen(  # nosec B603
         [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--log-level", "warning", "--graceful-timeout", "5", "wsgi:app"],
+         "--log-level", "warning", "--graceful-timeout", "5", *extra, "wsgi:app"],
         env=instance.env, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
@@ -103,7 +144,8 @@ def gunicorn(instance: Instance, *, workers: int = 2) -> Iterator[tuple[str, sub
             if proc.poll() is not None:
                 raise RuntimeError("gunicorn exited before serving")
             try:
-                with urllib.request.urlopen(url + "/login", timeout=2):  # noqa: S310  # nosec B310
+                with urllib.request.urlopen(url + "/login", timeout=2,  # noqa: S310  # nosec B310
+                                            context=unverified_tls()):
                     break
             except OSError:
                 if time.monotonic() > deadline:
@@ -138,7 +180,8 @@ class Browser:
     def __init__(self, base: str) -> None:
         self.base = base
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect())
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect(),
+            urllib.request.HTTPSHandler(context=unverified_tls()))
 
     def request(self, path: str, data: dict[str, str] | None = None,
                 timeout: float = 10) -> tuple[int, str]:

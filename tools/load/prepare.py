@@ -12,7 +12,7 @@ from sqlalchemy import select
 from avhopp.accounts import services as accounts
 from avhopp.app import create_app
 from avhopp.casework.models import Person, TeamMember, Track
-from avhopp.db import get_database, utcnow
+from avhopp.db import get_database, refresh_statistics, utcnow
 
 
 def prepare(*, tracks: int, users: int, per_user: int, out: Path) -> None:
@@ -52,6 +52,8 @@ def prepare(*, tracks: int, users: int, per_user: int, out: Path) -> None:
             # A few real (synthetic) personnummer to search for, decrypted through the app.
             people = session.scalars(select(Person).limit(50)).all()
             plan["personnummer"] = [p.personnummer for p in people if p.personnummer]
+    # What the scheduler's daily statistics duty would have done for a database this size.
+    refresh_statistics(database.engine)
     out.write_text(json.dumps(plan))
 
 
