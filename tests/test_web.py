@@ -226,7 +226,7 @@ def test_every_kind_of_response_carries_the_security_headers(
         h = response.headers
         assert h.get("Content-Security-Policy") == csp, kind
         assert h.get("X-Content-Type-Options") == "nosniff", kind
-        assert h.get("Referrer-Policy") == "no-referrer", kind
+        assert h.get("Referrer-Policy") == "same-origin", kind
         assert h.get("X-Frame-Options") == "DENY", kind
         assert h.get("X-XSS-Protection") == "0", kind  # the legacy filter off (OWASP)
         assert h.get("Cross-Origin-Opener-Policy") == "same-origin", kind

@@ -14,6 +14,7 @@ from avhopp.accounts.models import WebSession
 from avhopp.app import create_app
 from avhopp.db import get_database
 from tests.conftest import (
+    CSRF_RE,
     audit_actions,
     csrf_token,
     login,
@@ -327,6 +328,28 @@ def test_https_cookie_is_host_prefixed_secure_with_root_path_and_no_domain(https
         assert {"secure", "httponly", "path=/", "samesite=lax"} <= set(attributes), header
         assert not any(a.startswith(("domain", "expires", "max-age")) for a in attributes)
     assert client.get("/").status_code == 200
+
+
+def test_over_https_our_own_forms_post_and_a_foreign_referer_is_refused(https_app, clock):
+    # Flask-WTF's strict check wants a same-origin Referer on every POST over HTTPS; under
+    # Referrer-Policy no-referrer browsers sent none and every form answered 400 in production.
+    member = make_user(https_app)
+
+    def post_login(referer: str | None) -> Any:
+        client = https_app.test_client()  # a fresh session and token for each attempt
+        page = client.get("/login", base_url="https://localhost")
+        assert page.headers["Referrer-Policy"] == "same-origin"
+        assert '<meta name="referrer" content="same-origin">' in page.get_data(as_text=True)
+        token = CSRF_RE.search(page.get_data(as_text=True))
+        assert token is not None
+        form = {"csrf_token": token.group(1) or token.group(2), "username": member.username,
+                "password": member.password}
+        return client.post("/login", data=form, base_url="https://localhost",
+                           headers={"Referer": referer} if referer else {})
+
+    assert post_login(None).status_code == 400
+    assert post_login("https://evil.example/login").status_code == 400
+    assert post_login("https://localhost/login").status_code == 302
 
 
 # --- S5: step-up re-authentication ----------------------------------------------------------

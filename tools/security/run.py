@@ -51,7 +51,9 @@ def cookie_header(browser: Browser) -> str:
 def sqlmap(target: dict[str, Any], base: str, cookie: str, out: Path) -> dict[str, Any]:
     args = ["sqlmap", "--batch", "--flush-session", "--level", "2", "--risk", "1",
             "--output-dir", str(out), "--cookie", cookie, "--disable-coloring",
-            "--answers", "follow=N", "--timeout", "10", "-u", base + target["path"]]
+            "--answers", "follow=N", "--timeout", "10", "-u", base + target["path"],
+            # A browser's same-origin Referer: over HTTPS the CSRF check refuses POSTs without.
+            "--referer", base + (target.get("csrf") or target["path"])]
     if target.get("data"):
         args += ["--data", target["data"]]
     if target.get("csrf"):
@@ -79,7 +81,8 @@ def wapiti(base: str, cookie: str, out: Path) -> dict[str, Any]:
     # Debian's wapiti breaks on `-x` under Python 3.11; the wrapper fixes that one function.
     args = ["/usr/bin/python3", str(ROOT / "tools/security/wapiti_py311.py"), "-u", base + "/",
             "--scope", "folder", "-m", WAPITI_MODULES,
-            "-H", f"Cookie: {cookie}", "-x", base + "/logout", "-x", base + "/account/*",
+            "-H", f"Cookie: {cookie}", "-H", f"Referer: {base}/",
+            "-x", base + "/logout", "-x", base + "/account/*",
             "--flush-session", "--max-scan-time", "600", "--max-attack-time", "120",
             "-f", "json", "-o", str(report), "--store-session", str(out / "session")]
     started = time.monotonic()
