@@ -137,7 +137,8 @@ def my_tracks(
 ) -> Page:
     """The tracks whose team the actor is on (owner or member)."""
     access = policy.authorize(session, actor=actor, need=Need.LIST_MINE, now=now)
-    conditions = [policy.team_condition(access.user_id), *_filter_conditions(flt or TrackFilter())]
+    conditions = [policy.team_condition(session, access.user_id),
+                  *_filter_conditions(flt or TrackFilter())]
     page = _page(session, conditions, sort=sort, descending=descending, limit=limit,
                  offset=offset)
     record(session, action="track.listed", actor=actor, details={
@@ -176,7 +177,7 @@ def _known_tracks(session: Session, access: policy.Access, person_ids: set[uuid.
     if kind is not None:
         query = query.where(Track.kind == kind)
     if not role_has(access.role, "tracks.list"):
-        query = query.where(policy.team_condition(access.user_id))
+        query = query.where(policy.team_condition(session, access.user_id))
     return sorted(session.scalars(query))
 
 

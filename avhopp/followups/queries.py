@@ -112,7 +112,7 @@ def my_day(session: Session, *, actor: Actor, now: dt.datetime,
                     .order_by(FollowUp.due_at).limit(LIST_LIMIT))
     upcoming = _rows(session, mine.where(FollowUp.due_at >= start, FollowUp.due_at < week_end)
                      .order_by(FollowUp.due_at).limit(LIST_LIMIT))
-    my_open_tracks = and_(team_condition(me), Track.status.in_(OPEN_STATUSES))
+    my_open_tracks = and_(team_condition(session, me), Track.status.in_(OPEN_STATUSES))
     planned = exists().where(FollowUp.track_id == Track.id, FollowUp.status == "open")
     nothing = [QuietTrack(i, c, None) for i, c in session.execute(
         select(Track.id, Track.code).where(my_open_tracks, ~planned)
