@@ -24,7 +24,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from avhopp.accounts.models import User
@@ -100,20 +100,31 @@ class _Refused(Exception):
         self.track = track
 
 
-def team_condition(session: Session, user_id: uuid.UUID) -> ColumnElement[bool]:
-    """SQL: tracks whose team `user_id` is on (owner or member), as the list of their ids.
+# Up to this many team tracks are read first and taken by primary key (see team_condition).
+TEAM_IDS_LIMIT = 500
 
-    The ids are read first (two index lookups) and the caller's query then takes the tracks
-    by primary key. As a subquery (an OR, or an IN over a union) both planners misjudged it
-    with 10,000 tracks: SQLite walked the status index over every track and PostgreSQL,
-    whose statistics say an owner has thousands of tracks, scanned the whole table; about
-    5 ms a query, and a list page asks twice (count and page)."""
+
+def team_condition(session: Session, user_id: uuid.UUID) -> ColumnElement[bool]:
+    """SQL: tracks whose team `user_id` is on (owner or member).
+
+    A support worker's tracks (usually a few dozen) are read first, two index lookups, and the
+    caller's query takes them by primary key: as a subquery both planners misjudged it with
+    10,000 tracks (SQLite walked the status index over every track; PostgreSQL, whose
+    statistics say an owner has thousands of tracks, scanned the whole table), about 5 ms a
+    query and a list page asks twice. Someone on more than TEAM_IDS_LIMIT teams gets the
+    subquery, where a long list of ids would cost more than the scan."""
     owned = aliased(Track)
     ids = session.scalars(
         select(owned.id).where(owned.owner_id == user_id)
         .union(select(TeamMember.track_id).where(TeamMember.user_id == user_id))
+        .limit(TEAM_IDS_LIMIT + 1)
     ).all()
-    return Track.id.in_(ids)
+    if len(ids) <= TEAM_IDS_LIMIT:
+        return Track.id.in_(ids)
+    return or_(
+        Track.owner_id == user_id,
+        Track.id.in_(select(TeamMember.track_id).where(TeamMember.user_id == user_id)),
+    )
 
 
 def is_on_team(session: Session, *, track: Track, user_id: uuid.UUID) -> bool:

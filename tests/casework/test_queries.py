@@ -131,3 +131,22 @@ def test_search_by_phone_and_email(world, db):
     assert queries.find_by_identifier(db, actor=world.coordinator, email="c@example.COM",
                                       now=NOW) == [track.code]
     db.rollback()
+
+
+@pytest.mark.parametrize("limit", [500, 1, 0])
+def test_my_tracks_are_the_same_whether_read_as_ids_or_as_a_subquery(world, db, monkeypatch,
+                                                                       limit):
+    # Owner of A, member of B: by id list (few tracks) and by the subquery (over the limit).
+    from avhopp.casework import policy
+
+    casework.add_team_member(db, actor=world.coordinator, track_id=world.b,
+                             user_id=world.worker.id, now=NOW)
+    db.commit()
+    monkeypatch.setattr(policy, "TEAM_IDS_LIMIT", limit)
+    page = queries.my_tracks(db, actor=world.worker, sort="code", descending=False, now=NOW)
+    assert [r.code for r in page.rows] == sorted([world.track_a.code, world.track_b.code])
+    assert page.total == 2
+    closed_only = queries.my_tracks(db, actor=world.other, flt=TrackFilter(status="closed"),
+                                    now=NOW)
+    assert closed_only.rows == [] and closed_only.total == 0
+    db.rollback()
