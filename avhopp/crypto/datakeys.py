@@ -93,16 +93,9 @@ class DataKeyCache:
     def get_cipher(self, key_id: str) -> AESGCM | None:
         """The cached key's AES-GCM cipher, under the same rules as get(); built on first use
         and kept in the key's entry, so it expires and is evicted with the key."""
-        # _entry() inlined: this runs once per person on every list page.
-        now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key_id)
-            if entry is None:
-                return None
-            if entry[0] <= now:
-                del self._entries[key_id]
-                return None
-            self._entries.move_to_end(key_id)
+        entry = self._entry(key_id)
+        if entry is None:
+            return None
         if entry[2] is None:
             aead = AESGCM(entry[1])
             with self._lock:
