@@ -142,8 +142,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     """Create the engine for `url` with the settings each engine needs."""
     if url.startswith("sqlite"):
         # A pool per process (SQLAlchemy's default for a file): opening a connection and setting
-        # its pragmas cost a fifth of a request under load. The pragmas are set on connect, and
-        # a pooled connection is used by one thread at a time.
+        # its pragmas cost a fifth of a request under load. The pragmas are set again at every
+        # checkout, and a pooled connection is used by one thread at a time.
         engine = create_engine(url, echo=echo)
         _configure_sqlite(engine)
         return engine
