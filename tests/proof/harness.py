@@ -128,12 +128,15 @@ class Instance:
 
 
 @contextmanager
-def gunicorn(instance: Instance, *, workers: int = 2,
-             tls: tuple[Path, Path] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Serve the instance; with `tls` (certificate, key) over HTTPS, as in production."""
+def gunicorn(instance: Instance, *, workers: int = 2, tls: tuple[Path, Path] | None = None,
+             threads: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Serve the instance; with `tls` (certificate, key) over HTTPS, as in production; with
+    `threads` > 1 on gunicorn's gthread workers, which tolerate idle keep-alive connections."""
     port = free_port()
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     extra = ["--certfile", str(tls[0]), "--keyfile", str(tls[1])] if tls else []
+    if threads > 1:
+        extra += ["--worker-class", "gthread", "--threads", str(threads)]
     proc = subprocess.Popen(  # nosec B603
         [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
          "--log-level", "warning", "--graceful-timeout", "5", *extra, "wsgi:app"],

@@ -138,7 +138,10 @@ def main() -> int:
         instance.create(tracks=3, users=1)
         account = instance.plan["users"][0]
         track = account["tracks"][0]
-        with gunicorn(instance, workers=2, tls=self_signed(work)) as (base, _server):
+        # gthread workers: in production a reverse proxy terminates TLS and holds idle client
+        # connections; here gunicorn does, and a sync worker blocked on a scanner's idle
+        # keep-alive connection is killed at its timeout, which left sqlmap spinning (twice).
+        with gunicorn(instance, workers=2, tls=self_signed(work), threads=4) as (base, _server):
             browser = Browser(base)
             browser.login(account)
             cookie = cookie_header(browser)
@@ -189,8 +192,9 @@ def write_report(results: list[dict[str, Any]], verified: bool) -> None:
         "Written by `make security` (`python -m tools.security.run`); do not edit by hand.", "",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; commit {commit()}; tools: "
         f"{', '.join(versions)} (Debian packages)",
-        "- Target: gunicorn (2 workers) over HTTPS (a throw-away self-signed certificate; "
-        "`HTTPS = true` as in production) on a scratch SQLite instance with synthetic tracks, "
+        "- Target: gunicorn (2 gthread workers, 4 threads each) over HTTPS (a throw-away "
+        "self-signed certificate; `HTTPS = true` as in production) on a scratch SQLite "
+        "instance with synthetic tracks, "
         "logged in as a support worker on the tracks' team (password + TOTP); CSRF tokens "
         "fetched per request by sqlmap (`--csrf-token`).",
         f"- wapiti modules: `{WAPITI_MODULES}`; crawl at most {WAPITI_SCAN_SECONDS} s, each "
