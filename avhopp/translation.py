@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import cache, cached_property
 from typing import Any
 
-from flask import Flask, g
-from flask_babel import Domain
+from babel import support
+from flask import Flask, Request, g
+from flask_babel import Domain, get_locale
+from wtforms.i18n import messages_path
 
 
 class RequestCachedDomain(Domain):
@@ -35,8 +38,24 @@ class RequestCachedDomain(Domain):
         return translations
 
 
+@cache
+def _wtforms_catalogue(locale: str) -> support.Translations:
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+class CatalogueRequest(Request):
+    """Flask's request, with WTForms' own messages from a catalogue read once per process and
+    language: Flask-WTF reads `request.wtforms_translations` and otherwise parses the .mo file
+    on every request that builds a form."""
+
+    @cached_property
+    def wtforms_translations(self) -> support.Translations:
+        return _wtforms_catalogue(str(get_locale()))
+
+
 def install(app: Flask, babel: Any) -> None:
     """Use the cached domain for the app's default domain and in templates."""
+    app.request_class = CatalogueRequest
     domain = RequestCachedDomain(domain=app.config.get("BABEL_DOMAIN", "messages"))
     # Flask-Babel's domain_instance is a cached property; an attribute takes its place.
     babel.domain_instance = domain

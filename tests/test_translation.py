@@ -44,3 +44,37 @@ def test_a_page_looks_up_its_catalogue_once_not_once_per_string(
         assert rendered == "Logga in" * 50
         assert [gettext("Log in") for _ in range(50)] == ["Logga in"] * 50
     assert len(lookups) == 1
+
+
+def test_wtforms_messages_follow_the_language_from_a_catalogue_read_once_per_language(
+        app: Any, monkeypatch: Any) -> None:
+    from babel import support
+    from flask_wtf import FlaskForm
+    from wtforms import StringField
+    from wtforms.validators import InputRequired
+
+    from avhopp import translation
+
+    class Form(FlaskForm):
+        class Meta:
+            csrf = False
+
+        name = StringField(validators=[InputRequired()])
+
+    loads: list[str] = []
+    original = support.Translations.load
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        loads.append(kwargs.get("domain", ""))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(support.Translations, "load", counting)
+    translation._wtforms_catalogue.cache_clear()
+    expected = {"sv": "Det här fältet är obligatoriskt.", "en": "This field is required."}
+    for locale in ("sv", "en", "sv", "en"):
+        with app.test_request_context("/", method="POST", data={"name": ""}):
+            with force_locale(locale):
+                form = Form()
+                assert not form.validate()
+                assert form.name.errors == [expected[locale]]
+    assert loads.count("wtforms") == 2

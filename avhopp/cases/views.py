@@ -67,6 +67,8 @@ from avhopp.casework.views import (
     goal_input,
     lazy_forms,
     local_zone,
+    page_reads,
+    read_page,
     run,
     settings,
 )
@@ -182,8 +184,13 @@ def intake() -> Any:
 def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
     """The track page: the header (which the policy must allow), forms, and content when the
     caller has just asked for it (never stored, never in a URL)."""
-    row, _error = run(lambda db: queries.track_row(db, actor=actor(), track_id=track_id,
-                                                     now=now()))
+    def read(db: Session) -> tuple[Any, ...]:
+        return (queries.track_row(db, actor=actor(), track_id=track_id, now=now()),
+                followup_queries.for_track(db, actor=actor(), track_id=track_id, now=now()),
+                staff.team_names(db, actor=actor(), track_id=track_id, now=now()),
+                page_reads(db, kind="defector", track_id=track_id))
+
+    row, followups_section, names, extra = read_page(read)
     local_now = now().astimezone(local_zone()).replace(tzinfo=None, second=0, microsecond=0)
     forms: dict[str, Any] = lazy_forms(
         content_form=lambda: ContentForm(formdata=None),
@@ -205,15 +212,12 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
     forms["case_forms"] = _case_forms(parts.get("defector"), parts.get("case_form"))
     forms["case_part_fields"] = CASE_PART_FIELDS
     # The follow-up section (a partial any track page can include).
-    forms["followups_section"], _error = run(lambda db: followup_queries.for_track(
-        db, actor=actor(), track_id=track_id, now=now()))
+    forms["followups_section"] = followups_section
     _consent_choices(forms["agency_form"], parts.get("content"))
-    names, _error = run(lambda db: staff.team_names(db, actor=actor(), track_id=track_id,
-                                                      now=now()))
     forms["journal_form"].named_user_ids.choices = [
         (str(m.id), m.username) for m in names if m.id != actor().id]
     pages.team_section(track_id, forms)
-    return render_template("cases/track.html", row=row, **forms), status
+    return render_template("cases/track.html", row=row, page_reads=extra, **forms), status
 
 
 CASE_PART_FIELDS = {"person_details": PERSON_DETAIL_FIELDS, "background": BACKGROUND_FIELDS,

@@ -24,7 +24,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from avhopp.accounts.models import User
@@ -120,7 +120,10 @@ def team_condition(session: Session, user_id: uuid.UUID) -> ColumnElement[bool]:
         .limit(TEAM_IDS_LIMIT + 1)
     ).all()
     if len(ids) <= TEAM_IDS_LIMIT:
-        return Track.id.in_(ids)
+        # One expanding parameter: `in_(ids)` would coerce every id into its own bound
+        # literal while building the statement (a fifth of a list page's CPU).
+        return Track.id.in_(bindparam("team_track_ids", ids, expanding=True, unique=True,
+                                      type_=Track.__table__.c.id.type))
     return or_(
         Track.owner_id == user_id,
         Track.id.in_(select(TeamMember.track_id).where(TeamMember.user_id == user_id)),

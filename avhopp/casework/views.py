@@ -173,6 +173,30 @@ class LazyForm:
         return name in self._get()
 
 
+# Reads another feature adds to a kind's track page, run in the page's one read transaction:
+# relatives adds the codes of linked relative tracks to the defector page (cases may not
+# import relatives). kind -> {name: read(session, *, actor, track_id, now)}.
+_page_reads: dict[str, dict[str, Callable[..., Any]]] = {}
+
+
+def add_page_read(kind: str, name: str, read: Callable[..., Any]) -> None:
+    _page_reads.setdefault(kind, {})[name] = read
+
+
+def page_reads(db: Session, *, kind: str, track_id: uuid.UUID) -> dict[str, Any]:
+    """What other features add to a track page of `kind` (see add_page_read)."""
+    return {name: read(db, actor=actor(), track_id=track_id, now=now())
+            for name, read in _page_reads.get(kind, {}).items()}
+
+
+def read_page(read: Callable[[Session], Any]) -> Any:
+    """A track page's reads, in one transaction: a refusal ends the request (recorded)."""
+    result, error = run(read)
+    if error is not None:
+        abort(error.status_code)
+    return result
+
+
 def lazy_forms(**builders: Callable[[], Any]) -> dict[str, LazyForm]:
     """The page's empty forms, each built only if the page uses it."""
     return {name: LazyForm(build) for name, build in builders.items()}

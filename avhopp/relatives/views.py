@@ -11,6 +11,7 @@ pages refuse relative tracks the same way.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -41,7 +42,16 @@ from avhopp.casework.forms import (
     RemoveMemberForm,
     RevokeConsentForm,
 )
-from avhopp.casework.views import TrackPages, actor, lazy_forms, local_zone, run, settings
+from avhopp.casework.views import (
+    TrackPages,
+    actor,
+    add_page_read,
+    lazy_forms,
+    local_zone,
+    read_page,
+    run,
+    settings,
+)
 from avhopp.followups import queries as followup_queries
 from avhopp.permissions import requires
 from avhopp.relatives import queries as relative_queries
@@ -94,13 +104,15 @@ def _labels() -> dict[str, Any]:
     return {"relative_labels": LABELS}
 
 
-@bp.app_template_global()
-def linked_relative_codes(track_id: uuid.UUID) -> list[str]:
+def _linked_relative_codes(db: Session, *, actor: Any, track_id: uuid.UUID,
+                           now: dt.datetime) -> list[str]:
     """For the defector track page: codes of its linked relative tracks (link shown only while
     the relative's consent is in force). Only the codes: nothing else of those tracks."""
-    codes, _error = run(lambda db: relative_queries.linked_relative_codes(
-        db, actor=actor(), defector_track_id=track_id, now=now()))
-    return codes or []
+    return relative_queries.linked_relative_codes(db, actor=actor, defector_track_id=track_id,
+                                                  now=now)
+
+
+add_page_read("defector", "relative_codes", _linked_relative_codes)
 
 
 @bp.before_request
@@ -166,13 +178,14 @@ def intake() -> Any:
 
 @pages.track_page
 def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
-    def header(db: Session) -> tuple[Any, Any]:
+    def read(db: Session) -> tuple[Any, ...]:
         return (relative_queries.relative_track_row(db, actor=actor(), track_id=track_id,
                                                     now=now()),
                 relative_queries.linked_defector_codes(db, actor=actor(), track_id=track_id,
-                                                       now=now()))
+                                                       now=now()),
+                followup_queries.for_track(db, actor=actor(), track_id=track_id, now=now()))
 
-    (row, links), _error = run(header)
+    row, links, followups_section = read_page(read)
     local_now = now().astimezone(local_zone()).replace(tzinfo=None, second=0, microsecond=0)
     forms: dict[str, Any] = lazy_forms(
         content_form=lambda: ContentForm(formdata=None),
@@ -189,8 +202,7 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
     )
     forms.update(parts)
     # The follow-up section (the same partial as on the defector page).
-    forms["followups_section"], _error = run(lambda db: followup_queries.for_track(
-        db, actor=actor(), track_id=track_id, now=now()))
+    forms["followups_section"] = followups_section
     relative = parts.get("relative")
     if relative is not None and "case_form" not in parts:
         forms["case_form"] = _case_form(relative)
