@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, render_template, request
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from avhopp.crypto.errors import KeyDestroyed
+from avhopp.translation import gettext as _
+from avhopp.translation import lazy_gettext as _l
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from typing import Any
 from babel import support
 from flask import Flask, Request, g
 from flask_babel import Domain, get_locale
+from flask_babel.speaklater import LazyString
 from wtforms.i18n import messages_path
 
 
@@ -38,6 +39,24 @@ class RequestCachedDomain(Domain):
         return translations
 
 
+# The domain `install` made (every app here uses the one "messages" domain): gettext below goes
+# to it directly instead of finding it through Flask-Babel's per-string context walk.
+_domain: RequestCachedDomain | None = None
+
+
+def gettext(string: str, **variables: Any) -> str:
+    """Flask-Babel's `gettext`, in the request's language, without its per-string lookups of
+    the domain (forms and pages translate a few hundred labels each)."""
+    domain = _domain or RequestCachedDomain()
+    translated: str = domain.get_translations().ugettext(string)
+    return translated % variables if variables else translated
+
+
+def lazy_gettext(string: str, **variables: Any) -> LazyString:
+    """Flask-Babel's `lazy_gettext`, translated by `gettext` above when used."""
+    return LazyString(gettext, string, **variables)
+
+
 @cache
 def _wtforms_catalogue(locale: str) -> support.Translations:
     return support.Translations.load(messages_path(), [locale], domain="wtforms")
@@ -56,7 +75,8 @@ class CatalogueRequest(Request):
 def install(app: Flask, babel: Any) -> None:
     """Use the cached domain for the app's default domain and in templates."""
     app.request_class = CatalogueRequest
-    domain = RequestCachedDomain(domain=app.config.get("BABEL_DOMAIN", "messages"))
+    global _domain  # noqa: PLW0603  one domain for the process, as Flask-Babel's default
+    domain = _domain = RequestCachedDomain(domain=app.config.get("BABEL_DOMAIN", "messages"))
     # Flask-Babel's domain_instance is a cached property; an attribute takes its place.
     babel.domain_instance = domain
     app.jinja_env.install_gettext_callables(

@@ -78,3 +78,17 @@ def test_wtforms_messages_follow_the_language_from_a_catalogue_read_once_per_lan
                 assert not form.validate()
                 assert form.name.errors == [expected[locale]]
     assert loads.count("wtforms") == 2
+
+
+def test_the_app_gettext_follows_the_request_language_and_fills_variables(app: Any) -> None:
+    from avhopp.translation import gettext as app_gettext
+    from avhopp.translation import lazy_gettext as app_lazy_gettext
+
+    label = app_lazy_gettext("Log in")
+    with app.test_request_context("/"):
+        assert app_gettext("Log in") == str(label) == "Logga in"
+        with force_locale("en"):
+            assert app_gettext("Log in") == str(label) == "Log in"
+            assert app_gettext("%(n)d minutes", n=5) == "5 minutes"
+        assert app_gettext("%(n)d minutes", n=5) == "5 minuter"
+    assert app_gettext("Log in") == "Log in"  # outside a request: untranslated, no error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     HiddenField,
@@ -15,6 +14,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange
 
 from avhopp.accounts.models import Role
+from avhopp.translation import lazy_gettext as _l
 
 ROLE_LABELS = {
     Role.ADMIN.value: _l("Administrator"),

@@ -17,7 +17,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from avhopp.accounts import services
@@ -44,6 +43,7 @@ from avhopp.security import (
     require_recent_auth,
     safe_next,
 )
+from avhopp.translation import gettext as _
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.validators import ValidationError as FieldError
+
+from avhopp.translation import lazy_gettext as _l
 
 OUTCOME_LABELS = {
     "success": _l("Succeeded"),

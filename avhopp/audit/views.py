@@ -23,8 +23,6 @@ from flask import (
     url_for,
 )
 from flask.blueprints import BlueprintSetupState
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import SelectChoice
 
@@ -45,6 +43,8 @@ from avhopp.db import get_database, request_session
 from avhopp.errors import ValidationError
 from avhopp.permissions import requires
 from avhopp.security import now, recently_authenticated
+from avhopp.translation import gettext as _
+from avhopp.translation import lazy_gettext as _l
 
 bp = Blueprint("audit", __name__, template_folder="templates", url_prefix="/audit")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -44,6 +43,7 @@ from avhopp.casework.forms import (
     choices,
 )
 from avhopp.casework.models import AGENCIES, LEGAL_BASES, RISK_LEVELS
+from avhopp.translation import lazy_gettext as _l
 
 RISK_LABELS = {"low": _l("Low"), "medium": _l("Medium"), "high": _l("High"),
                "acute": _l("Acute")}

@@ -9,7 +9,6 @@ import uuid
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from avhopp.cases import services as cases
@@ -75,6 +74,7 @@ from avhopp.casework.views import (
 from avhopp.followups import queries as followup_queries
 from avhopp.permissions import requires
 from avhopp.security import now
+from avhopp.translation import gettext as _
 
 bp = Blueprint("cases", __name__, template_folder="templates", url_prefix="/tracks")
 

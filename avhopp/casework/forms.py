@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -36,6 +35,7 @@ from avhopp.casework.models import (
     STATUSES,
 )
 from avhopp.casework.services import PURPOSES
+from avhopp.translation import lazy_gettext as _l
 
 STATUS_LABELS = {
     "inquiry": _l("Inquiry"), "intake": _l("Intake"), "active": _l("Active"),

@@ -18,7 +18,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
@@ -41,6 +40,7 @@ from avhopp.db import request_session
 from avhopp.errors import DomainError, ValidationError
 from avhopp.permissions import role_has
 from avhopp.security import now, require_recent_auth
+from avhopp.translation import gettext as _
 
 # No routes: it lends its templates (casework/_*.html, the shared sections) and filters.
 bp = Blueprint("casework", __name__, template_folder="templates")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -18,6 +17,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.validators import ValidationError as FieldError
+
+from avhopp.translation import lazy_gettext as _l
 
 KIND_LABELS = {
     "contact": _l("Follow-up contact"), "risk_reassessment": _l("Risk reassessment"),

@@ -19,7 +19,6 @@ from flask import (
     render_template,
     url_for,
 )
-from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from wtforms import SelectChoice
@@ -41,6 +40,7 @@ from avhopp.followups.forms import (
 )
 from avhopp.permissions import PUBLIC, requires
 from avhopp.security import now
+from avhopp.translation import gettext as _
 
 bp = Blueprint("followups", __name__, template_folder="templates", url_prefix="/followups")
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length
+
+from avhopp.translation import lazy_gettext as _l
 
 GROUND_LABELS = {
     "data_subject_request": _l("The person has asked to be erased"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_babel import lazy_gettext as _l
+from avhopp.translation import lazy_gettext as _l
 
 TABLE_LABELS: dict[str, Any] = {
     "person": _l("Person"),

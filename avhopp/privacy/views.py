@@ -19,7 +19,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,6 +41,7 @@ from avhopp.privacy.forms import (
 )
 from avhopp.privacy.models import ErasureRequest
 from avhopp.security import now, require_recent_auth
+from avhopp.translation import gettext as _
 
 bp = Blueprint("privacy", __name__, template_folder="templates", url_prefix="/privacy")
 

@@ -5,7 +5,6 @@ on and fill the choices that come from the database."""
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -37,6 +36,7 @@ from avhopp.relatives.models import (
     RELATIONS,
     YES_NO,
 )
+from avhopp.translation import lazy_gettext as _l
 
 RELATION_LABELS = {
     "parent": _l("Parent"), "sibling": _l("Sibling"), "partner": _l("Partner"),

@@ -16,7 +16,6 @@ import uuid
 from typing import Any
 
 from flask import Blueprint, render_template, request
-from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from avhopp.casework import services as casework
@@ -71,6 +70,7 @@ from avhopp.relatives.forms import (
     UnlinkForm,
 )
 from avhopp.security import now
+from avhopp.translation import gettext as _
 
 bp = Blueprint("relatives", __name__, template_folder="templates", url_prefix="/relatives")
 

@@ -8,8 +8,6 @@ import io
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from avhopp.cases.forms import ENVIRONMENT_LABELS, RISK_LABELS
@@ -21,6 +19,8 @@ from avhopp.permissions import requires
 from avhopp.security import now
 from avhopp.stats import services
 from avhopp.stats.services import EARLIER, UNKNOWN
+from avhopp.translation import gettext as _
+from avhopp.translation import lazy_gettext as _l
 
 bp = Blueprint("stats", __name__, template_folder="templates", url_prefix="/stats")
 
