@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
@@ -82,12 +83,20 @@ class Page:
         return self.offset + len(self.rows) < self.total
 
 
+@cache
 def row_select() -> Any:
+    # Built once: statements are immutable (each .where() makes a new one), and building
+    # this one, twelve columns and a join, was a tenth of a list page's CPU.
     return select(
         Track.id, Track.code, Track.kind, Track.status, Track.owner_id,
         User.username, Track.opened_at, Track.closed_at, Track.risk_level,
         Track.next_contact_at, Track.access_level, Track.version,
     ).join(User, User.id == Track.owner_id)
+
+
+@cache
+def _count_select() -> Any:
+    return select(func.count()).select_from(Track).join(User, User.id == Track.owner_id)
 
 
 def to_row(row: Sequence[Any]) -> TrackRow:
@@ -121,10 +130,7 @@ def _page(
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise ValidationError("bad page", code="page")
     order = key.desc().nulls_last() if descending else key.asc().nulls_last()
-    total = session.scalar(
-        select(func.count()).select_from(Track).join(User, User.id == Track.owner_id)
-        .where(*conditions)
-    ) or 0
+    total = session.scalar(_count_select().where(*conditions)) or 0
     rows = session.execute(
         row_select().where(*conditions).order_by(order, Track.code).limit(limit).offset(offset)
     ).all()
