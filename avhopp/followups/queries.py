@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import and_, exists, func, nulls_first, or_, select
@@ -80,7 +81,9 @@ class Overview:
     mail_problems: list[MailProblem]
 
 
+@cache
 def _rows_select() -> Any:
+    # Built once (statements are immutable; callers add their own conditions).
     return (select(FollowUp.id, FollowUp.track_id, Track.code, Track.kind, FollowUp.kind,
                    FollowUp.status, FollowUp.due_at, User.username, FollowUp.occurrence,
                    FollowUp.recurrence,
