@@ -1,4 +1,4 @@
-"""A faster, byte-identical stand-in for WTForms' `html_params`, installed once at start."""
+"""Faster, byte-identical stand-ins for parts of WTForms' widgets, installed once at start."""
 
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ from wtforms.widgets import core
 # WTForms' own function, kept for the equivalence test (captured before anything replaces it).
 ORIGINAL = core.html_params
 _clean_key = core.clean_key
+# WTForms' choice of how to call a Select class's render_option: it inspects the method's
+# signature (inspect.signature) every time a select is rendered; the answer depends only on
+# the class, so it is kept per class.
+_ORIGINAL_DISPATCH = core.Select.__dict__["_dispatch_render_option"].__func__
+_dispatch_by_class: dict[type, Any] = {}
+
+
+def _dispatch_render_option(cls: type) -> Any:
+    render = _dispatch_by_class.get(cls)
+    if render is None:
+        render = _dispatch_by_class[cls] = _ORIGINAL_DISPATCH(cls)
+    return render
 
 
 def html_params(**kwargs: Any) -> Markup:
@@ -38,3 +50,4 @@ def install() -> None:
     wtforms.widgets.html_params = html_params
     core.Input.html_params = staticmethod(html_params)
     core.Button.html_params = staticmethod(html_params)
+    core.Select._dispatch_render_option = classmethod(_dispatch_render_option)  # type: ignore[method-assign, assignment]

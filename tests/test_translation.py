@@ -72,11 +72,11 @@ def test_wtforms_messages_follow_the_language_from_a_catalogue_read_once_per_lan
     translation._wtforms_catalogue.cache_clear()
     expected = {"sv": "Det här fältet är obligatoriskt.", "en": "This field is required."}
     for locale in ("sv", "en", "sv", "en"):
-        with app.test_request_context("/", method="POST", data={"name": ""}):
-            with force_locale(locale):
-                form = Form()
-                assert not form.validate()
-                assert form.name.errors == [expected[locale]]
+        with app.test_request_context("/", method="POST", data={"name": ""}), \
+                force_locale(locale):
+            form = Form()
+            assert not form.validate()
+            assert form.name.errors == [expected[locale]]
     assert loads.count("wtforms") == 2
 
 

@@ -47,3 +47,32 @@ def test_the_app_renders_wtforms_widgets_with_the_fast_function(app: Any) -> Non
     assert wtforms.widgets.html_params is widgets.html_params
     assert core.Input.html_params is widgets.html_params
     assert core.Button.html_params is widgets.html_params
+
+
+def test_select_fields_render_alike_and_inspect_render_option_once_per_class(
+        app: Any, monkeypatch: Any) -> None:
+    from flask_wtf import FlaskForm
+    from wtforms import SelectField, SelectMultipleField
+    from wtforms.fields.choices import SelectChoice
+
+    class Form(FlaskForm):
+        class Meta:
+            csrf = False
+
+        one = SelectField(choices=[SelectChoice("a", "A <b>"),
+                                   SelectChoice("b", lazy_gettext("Save"))], default="b")
+        many = SelectMultipleField(choices=[SelectChoice("x", "X"), SelectChoice("y", "Y & Z")],
+                                   default=["x", "y"])
+
+    inspections: list[Any] = []
+    original = core.get_signature
+    monkeypatch.setattr(core, "get_signature", lambda f: inspections.append(f) or original(f))
+    with app.test_request_context("/"):
+        form = Form()
+        fast = [str(form.one()), str(form.many()), str(form.one())]
+        widgets._dispatch_by_class.clear()
+        monkeypatch.setattr(core.Select, "_dispatch_render_option",
+                            classmethod(widgets._ORIGINAL_DISPATCH))
+        assert [str(form.one()), str(form.many()), str(form.one())] == fast
+    assert len(inspections) <= 1 + 3  # once per class before, once per render with WTForms'
+    assert '<option selected value="b">Spara</option>' in fast[0]

@@ -213,7 +213,9 @@ def track_page(track_id: uuid.UUID, *, status: int = 200, **parts: Any) -> Any:
     forms["case_part_fields"] = CASE_PART_FIELDS
     # The follow-up section (a partial any track page can include).
     forms["followups_section"] = followups_section
-    _consent_choices(forms["agency_form"], parts.get("content"))
+    if parts.get("content") is not None or "agency_form" in parts:
+        # The agency form is shown only with the content (or posted back with its errors).
+        _consent_choices(forms["agency_form"], parts.get("content"))
     forms["journal_form"].named_user_ids.choices = [
         (str(m.id), m.username) for m in names if m.id != actor().id]
     pages.team_section(track_id, forms)
