@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy import create_engine, delete, select, text
+from sqlalchemy.exc import OperationalError, StatementError
 
+from avhopp import db
 from avhopp.accounts.models import LoginThrottle
 from avhopp.db import (
     READ_MOSTLY,
@@ -321,3 +322,50 @@ def test_refreshing_statistics_leaves_postgresql_to_its_autovacuum(app: Any) -> 
     refresh_statistics(engine)  # on SQLite it analyses; on PostgreSQL it must not fail
     if engine.dialect.name == "sqlite":
         assert _has_statistics(engine)
+
+
+def _backend_pid(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(url: str, pid: int) -> None:
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    admin.dispose()
+
+
+def test_a_postgresql_connection_that_died_while_idle_is_replaced_before_use(
+        postgres_url: str) -> None:
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    db.ping_idle_connections(engine, 0.0)  # every pooled connection counts as idle
+    try:
+        dead = _backend_pid(engine)
+        _terminate(postgres_url, dead)
+        # The pooled connection fails its ping and the pool opens a new one: no error.
+        assert _backend_pid(engine) != dead
+    finally:
+        engine.dispose()
+
+
+def test_a_postgresql_connection_used_moments_ago_is_not_pinged(postgres_url: str) -> None:
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    db.ping_idle_connections(engine, 3600.0)
+    try:
+        _terminate(postgres_url, _backend_pid(engine))
+        # Without a ping the dead connection is used (and the error tells the caller); the
+        # check above is what makes an idle one safe.
+        with pytest.raises(OperationalError):
+            _backend_pid(engine)
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_engines_ping_connections_idle_for_a_moment() -> None:
+    assert 0 < db.PING_AFTER_IDLE_SECONDS <= 5
+    engine = db.make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    try:
+        assert engine.pool._pre_ping is False  # no round trip at every checkout
+    finally:
+        engine.dispose()
