@@ -34,6 +34,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
 
 def configure_flask(app: Flask) -> None:
+    # Templates are kept in a plain dict, not Jinja's LRU of 400: every include and import
+    # looks its template up, and the LRU's lookup scans its queue (a few per cent of a track
+    # page). The templates are the app's own, a bounded set.
+    app.jinja_options = {**app.jinja_options, "cache_size": -1}
     app.config.update(
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session

@@ -232,6 +232,15 @@ class TrackPages:
     def track_url(self, track_id: uuid.UUID) -> str:
         return url_for(f"{self.blueprint}.track", track_id=track_id)
 
+    def track_url_prefix(self) -> str:
+        """The track page's URL without the id, so that a list builds its links by joining
+        (url_for, once per row, was a tenth of a list page's CPU)."""
+        sample = uuid.UUID(int=0)
+        url = self.track_url(sample)
+        if not url.endswith(str(sample)):
+            raise RuntimeError(f"{self.blueprint}.track does not end with the track id")
+        return url.removesuffix(str(sample))
+
     def only_this_kind(self) -> None:
         """Every route with a track id serves this kind only: another kind's id is answered as
         unknown (404) and the refusal recorded (casework.policy.require_kind)."""
@@ -278,7 +287,8 @@ class TrackPages:
             if error is not None:
                 form.form_errors.append(_("Correct the filter to see tracks."))
         return render_template(self.template("list.html"), form=form, page=page, scope=scope,
-                               args=args, endpoint=request.endpoint)
+                               args=args, endpoint=request.endpoint,
+                               track_url_prefix=self.track_url_prefix())
 
     def search(self) -> Any:
         code_form = CodeSearchForm(formdata=request.args if "code" in request.args else None)

@@ -188,6 +188,15 @@ def test_lists_show_only_their_own_kind(app, db, clock, world):
     assert world.defector.code not in mine
 
 
+def test_list_rows_link_to_each_track_page_of_their_own_kind(app, db, clock, world):
+    client = client_for(app, clock, world.coordinator)
+    relatives_page = text(client.get("/relatives/all"))
+    for relative in (world.r1, world.r2, world.r3):
+        assert f'href="/relatives/{relative.id}">{relative.code}</a>' in relatives_page
+    defectors_page = text(client.get("/tracks/all"))
+    assert f'href="/tracks/{world.defector.id}">{world.defector.code}</a>' in defectors_page
+
+
 def test_identifier_search_is_posted_and_filtered_by_kind(app, db, clock, world):
     client = client_for(app, clock, world.coordinator)
     found = post(client, "/relatives/search", personnummer="", phone=RELATIVE_PHONE, email="")
