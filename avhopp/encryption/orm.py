@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -151,14 +152,15 @@ class Encrypted(Generic[T]):
             return None
         if blob is PENDING:
             raise EncryptionNotConfigured("value is pending encryption but not cached")
+        row: _Row | None = state.get(_ROW)
+        if row is None:
+            row = row_context_of(obj)
         # The session's key map, remembered on the row by weak reference and used only while
         # it is alive, open and of the session the row is in now: the map dies or is closed
         # at commit and rollback, and erasure evicts from this very map.
-        keys_ref = state.get(_KEYS_REF)
-        keys = None if keys_ref is None else keys_ref()
+        keys = row.keys_ref()
         if keys is None or keys.session_id != instance_state(obj).session_id:
-            keys = _session_keys_of(obj)
-        row = state.get("_avhopp_row") or row_context_of(obj)
+            keys = _session_keys_of(obj, row)
         try:
             value = row.open(self.name, blob, keys, keys.fetch)
         except KeyNotFound:
@@ -195,8 +197,8 @@ class Encrypted(Generic[T]):
             pending.add(self.name)
 
 
-def _session_keys_of(obj: object) -> SessionKeys:
-    """The key map of obj's session (created on first use), remembered on obj."""
+def _session_keys_of(obj: object, row: _Row) -> SessionKeys:
+    """The key map of obj's session (created on first use), remembered on obj's row."""
     session = instance_state(obj).session
     if session is None:
         raise EncryptionNotConfigured("the object is not in a session with field crypto")
@@ -206,7 +208,7 @@ def _session_keys_of(obj: object) -> SessionKeys:
         if crypto is None:
             raise EncryptionNotConfigured("the object is not in a session with field crypto")
         keys = crypto.session_keys(session)
-    obj.__dict__[_KEYS_REF] = keys.ref
+    row.keys_ref = keys.ref
     return keys
 
 
@@ -232,10 +234,26 @@ def _row_spec(model: type) -> tuple[str, str]:
 _ROW_SPECS: dict[type, tuple[str, str]] = {}
 
 
-def row_context_of(obj: object) -> RowContext:
+def _no_keys() -> SessionKeys | None:
+    return None
+
+
+class _Row(RowContext):
+    """A row's RowContext plus, by weak reference, the key map its fields were last opened
+    with: one instance-dict entry per row instead of two (a Person read with four fields
+    then still fits its dict without a resize)."""
+
+    __slots__ = ("keys_ref",)
+
+    def __init__(self, table: str, row_id: str, subject_id: str) -> None:
+        super().__init__(table, row_id, subject_id)
+        self.keys_ref: Callable[[], SessionKeys | None] = _no_keys
+
+
+def row_context_of(obj: object) -> _Row:
     """The row's (table, row id, subject id), encoded once per object: ids never change."""
     state = obj.__dict__
-    row = state.get("_avhopp_row")
+    row: _Row | None = state.get(_ROW)
     if row is None:
         table, subject_attr = _row_spec(type(obj))
         # Loaded ids sit in the instance dict; getattr only for an expired or unset one.
@@ -249,7 +267,7 @@ def row_context_of(obj: object) -> RowContext:
         else:
             subject = subject_of(obj)
             subject_str = row_str if subject == row_id else str(subject)
-        row = state["_avhopp_row"] = RowContext(table, row_str, subject_str)
+        row = state[_ROW] = _Row(table, row_str, subject_str)
     return row
 
 
@@ -298,8 +316,8 @@ class SessionKeys(dict[str, AESGCM]):
 
 
 _CLOSED = object()
-# Instance-dict key of the weak reference to the session's key map (see Encrypted.__get__).
-_KEYS_REF = "_avhopp_keys"
+# Instance-dict key of a row's _Row (see row_context_of and Encrypted.__get__).
+_ROW = "_avhopp_row"
 
 
 def field_crypto_of(obj: object) -> FieldCrypto:

@@ -162,12 +162,17 @@ class FieldCrypto:
             if keys is not None:
                 keys.pop(kid, None)
 
-    def preload_keys(self, session: Session, rows: Iterable[object]) -> int:
+    def preload_keys(self, session: Session, rows: Iterable[object],
+                     names: Iterable[str] | None = None) -> int:
         """Fetch and unwrap, in one query, the data keys a list of rows needs (a list page over
-        many people would otherwise fetch them one by one). Returns how many were unwrapped."""
+        many people would otherwise fetch them one by one): those of every encrypted field, or
+        only of the fields `names`. Returns how many were unwrapped."""
         wanted: dict[str, uuid.UUID] = {}
+        only = None if names is None else set(names)
         for row in rows:
-            for field in REGISTRY.get(type(row), {}).values():
+            for name, field in REGISTRY.get(type(row), {}).items():
+                if only is not None and name not in only:
+                    continue
                 blob = getattr(row, field.column_attr)
                 if isinstance(blob, bytes | memoryview):
                     try:
@@ -183,7 +188,10 @@ class FieldCrypto:
         for start in range(0, len(kids), 500):
             chunk = kids[start : start + 500]
             for key_row in session.scalars(select(DataKey).where(DataKey.id.in_(chunk))):
-                if key_row.wrapped is None or key_row.kek_id is None:
+                # Skipped keys (destroyed, or not the row's subject's) are left to key_by_id,
+                # which raises for them when the field is read.
+                if (key_row.wrapped is None or key_row.kek_id is None
+                        or key_row.subject_id != wanted[key_row.id]):
                     continue
                 key = unwrap_data_key(self.keyring, kek_id=key_row.kek_id,
                                       blob=key_row.wrapped, key_id=key_row.id,
@@ -272,6 +280,10 @@ class FieldCrypto:
         rows = session.scalars(
             select(model).where(model.id.in_(candidates))  # type: ignore[attr-defined]
         ).all()
+        # Each candidate is confirmed by decrypting: fetch their data keys in one query rather
+        # than one query per candidate on a cold key cache.
+        if len(rows) > 1:
+            self.preload_keys(session, rows, (field_name,))
         found = []
         for row in rows:
             value = getattr(row, field_name)

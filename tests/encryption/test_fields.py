@@ -354,7 +354,7 @@ def test_a_row_moved_to_another_session_uses_that_sessions_key_map(app, db):
         # row must open its fields through that map, never the first session's (still open).
         assert person.alias == "Nisse"
         assert len(second.info[SESSION_KEYS]) == 1 and len(first_keys) == 1
-        assert person.__dict__["_avhopp_keys"]() is second.info[SESSION_KEYS]
+        assert person.__dict__["_avhopp_row"].keys_ref() is second.info[SESSION_KEYS]
     finally:
         second.close()
         first.close()

@@ -6,7 +6,7 @@ import base64
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from avhopp.casework.models import Person
 from avhopp.crypto.errors import DecryptionError, KeyDestroyed
@@ -87,6 +87,58 @@ def test_changing_an_indexed_value_replaces_its_index_entry(app, db):
     assert crypto_of(app).search(db, Person, "phone", "070-123 45 67") == []
     assert [p.id for p in crypto_of(app).search(db, Person, "phone", "0707654321")] == [person_id]
     assert db.scalar(select(func.count()).select_from(BlindIndexValue)) == 1
+
+
+def _collide(db, person_id, *others):
+    """Give others the blind-index digest of person_id's phone, as truncation does by chance."""
+    digest = db.scalars(select(BlindIndexValue.digest)
+                        .where(BlindIndexValue.row_id == person_id)).one()
+    for other in others:
+        db.scalars(select(BlindIndexValue).where(BlindIndexValue.row_id == other)).one() \
+            .digest = digest
+    db.commit()
+
+
+def _data_key_queries(db):
+    """A list that collects every SELECT of the data_key table run on db's engine."""
+    queries: list[str] = []
+
+    def before(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT") and "data_key" in statement:
+            queries.append(statement)
+
+    event.listen(db.get_bind(), "before_cursor_execute", before)
+    return queries, lambda: event.remove(db.get_bind(), "before_cursor_execute", before)
+
+
+def test_search_fetches_all_candidates_data_keys_in_one_query(app, db):
+    person_id = add(db, name="Anna", phone="070-123 45 67")
+    others = [add(db, name=n, phone=f"070-765 43 2{i}") for i, n in enumerate("BCD")]
+    _collide(db, person_id, *others)
+    db.close()
+    crypto_of(app).cache.clear()  # a cold key cache: every candidate's key is needed
+    queries, stop = _data_key_queries(db)
+    try:
+        found = crypto_of(app).search(db, Person, "phone", "070-123 45 67")
+    finally:
+        stop()
+    assert [p.id for p in found] == [person_id]
+    assert len(queries) == 1
+
+
+def test_preloading_skips_a_data_key_that_belongs_to_another_person(app, db):
+    anna = add(db, name="Anna")
+    bertil = add(db, name="Bertil")
+    # Bertil's row made to name Anna's data key: preloading must not vouch for that key.
+    db.execute(Person.__table__.update().where(Person.__table__.c.id == bertil)
+               .values(name_enc=db.get(Person, anna).name_enc))
+    db.commit()
+    db.close()
+    crypto_of(app).cache.clear()
+    row = db.get(Person, bertil)
+    assert crypto_of(app).preload_keys(db, [row]) == 0
+    with pytest.raises(DecryptionError):
+        _ = row.name
 
 
 # --- erasure --------------------------------------------------------------------------------
