@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, render_template, request
 from sqlalchemy.orm import Session
 
 from avhopp.cases import services as cases
@@ -378,9 +378,11 @@ def edit_goal(track_id: uuid.UUID) -> Any:
 def update_case(track_id: uuid.UUID) -> Any:
     form = CaseForm()
     if form.part.data not in CASE_PARTS:
-        # Only a tampered or outdated page sends this; there is nothing typed to keep.
+        # Only a tampered or outdated page sends this; there is nothing typed to keep. The page
+        # is rendered here, not redirected to, so the track's access check (and a refusal's
+        # record) comes with this request.
         flash(_("The form could not be read. Reload the page and try again."), "error")
-        return redirect(url_for("cases.track", track_id=track_id))
+        return track_page(track_id, status=400)
     if form.validate_on_submit():
         changes = {name: _blank_is_none(getattr(form, name).data)
                    for name in CASE_PART_FIELDS[str(form.part.data)]}

@@ -94,9 +94,23 @@ def test_an_unknown_case_part_is_refused_with_a_message(app, db, clock):
     track_id = open_by_intake(client)
     before = events(db, "case.updated")  # the intake's background
     response = post(client, f"/tracks/{track_id}/case", version="1", part="person_id")
-    assert response.status_code == 302
-    assert "Formuläret kunde inte läsas" in text(client.get(response.location))
+    assert response.status_code == 400
+    assert "Formuläret kunde inte läsas" in text(response)
     assert events(db, "case.updated") == before
+
+
+def test_an_unknown_case_part_on_another_teams_track_is_refused_and_recorded(app, db, clock):
+    coordinator = make_user(app, role="coordinator")
+    worker = make_user(app, role="support_worker")
+    track_id = open_defector(db, coordinator, owner=worker).id
+    client, _outsider = logged_in(app, clock, "support_worker")
+    before = len(events(db, "track.access_denied"))
+    for part in ("person_id", ""):
+        response = post(client, f"/tracks/{track_id}/case", version="1", part=part)
+        assert response.status_code == 404
+        assert "Anna Andersson" not in text(response)
+    assert len(events(db, "track.access_denied")) == before + 2
+    assert [o for o, _ in events(db, "case.updated")] == []
 
 
 def test_every_field_of_a_goal_can_be_added_and_edited(app, db, clock):
