@@ -404,9 +404,7 @@ def _blank_is_none(value: Any) -> Any:
 @bp.route("/<uuid:track_id>/goals/status", methods=["POST"])
 @requires("tracks.work")
 def update_goal(track_id: uuid.UUID) -> Any:
-    return pages.update_goal(track_id, stale_message=_(
-        "Someone else changed the goal meanwhile: nothing was saved. Show the content "
-        "again, check the goal and try again."))
+    return pages.update_goal(track_id)
 
 
 @bp.route("/<uuid:track_id>/consents", methods=["POST"])

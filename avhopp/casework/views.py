@@ -434,8 +434,8 @@ class TrackPages:
             form.form_errors.append(self.error_message(error))
         return self.page(track_id, goal_form=form)
 
-    def update_goal(self, track_id: uuid.UUID, *, stale_message: str | None = None) -> Any:
-        """A goal's new status; `stale_message`, when given, explains a stale version."""
+    def update_goal(self, track_id: uuid.UUID) -> Any:
+        """A goal's new status (a stale version is explained in terms of the goal)."""
         form = GoalStatusForm()
         if form.validate_on_submit():
             _goal, error = run(lambda db: casework.update_plan_goal(
@@ -444,8 +444,9 @@ class TrackPages:
                 now=now()))
             if error is None:
                 return self.saved(track_id, _("The goal's status has been changed."))
-            form.form_errors.append(self.stale(error, stale_message) if stale_message
-                                    else self.error_message(error))
+            form.form_errors.append(self.stale(error, _(
+                "Someone else changed the goal meanwhile: nothing was saved. Show the content "
+                "again, check the goal and try again.")))
         elif not form.form_errors:
             form.form_errors.append(_("The goal's status could not be changed: choose a status "
                                       "and try again."))

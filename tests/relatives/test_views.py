@@ -258,3 +258,20 @@ def test_a_defector_track_started_from_a_person_of_concern_carries_nothing_over(
     assert new_track.person_id != r3.person_id
     assert db.query(TrackLink).count() == 0
     db.rollback()
+
+
+def test_a_stale_goal_status_is_explained_in_terms_of_the_goal(app, db, clock, world):
+    goal = casework.add_plan_goal(db, actor=world.relative_worker, track_id=world.r1.id,
+                                  now=NOW, goal=casework.GoalInput(life_domain="safety",
+                                                                   goal="Trygg vardag."))
+    db.commit()
+    goal_id, version = goal.id, goal.version
+    client = client_for(app, clock, world.relative_worker)
+    url = f"/relatives/{world.r1.id}/goals/status"
+    changed = post(client, url, goal_id=str(goal_id), status="ongoing", version=str(version))
+    assert changed.status_code == 302
+    stale = post(client, url, goal_id=str(goal_id), status="stopped", version=str(version))
+    assert stale.status_code == 200
+    assert "Någon annan har ändrat målet under tiden: inget sparades." in text(stale)
+    assert events(db, "plan.goal_updated")[-1] == (
+        "denied", {"goal_id": str(goal_id), "reason": "stale_version"})
