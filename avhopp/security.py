@@ -66,13 +66,17 @@ def mark_reauthenticated() -> None:
     session["reauth_at"] = now().isoformat()
 
 
-def recently_authenticated() -> bool:
-    stamp = session.get("reauth_at")
-    if not stamp:
-        return False
+def reauthenticated_at() -> dt.datetime | None:
+    """When the user last confirmed their password (step-up), if they have."""
     try:
-        at = dt.datetime.fromisoformat(stamp)
+        return dt.datetime.fromisoformat(str(session.get("reauth_at", "")))
     except ValueError:
+        return None
+
+
+def recently_authenticated() -> bool:
+    at = reauthenticated_at()
+    if at is None:
         return False
     limit = dt.timedelta(minutes=int(current_app.config["REAUTH_MINUTES"]))
     return now() - at <= limit

@@ -15,7 +15,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_login import current_user
@@ -39,7 +38,7 @@ from avhopp.casework.queries import TrackFilter
 from avhopp.db import request_session
 from avhopp.errors import DomainError, ValidationError
 from avhopp.permissions import role_has
-from avhopp.security import now, require_recent_auth
+from avhopp.security import now, reauthenticated_at, require_recent_auth
 from avhopp.translation import gettext as _
 
 # No routes: it lends its templates (casework/_*.html, the shared sections) and filters.
@@ -106,13 +105,6 @@ def shared_messages() -> dict[str, str]:
         "already_owner": _("That staff member already owns the track."),
         "owner": _("The owner stays on the team: change the owner first."),
     }
-
-
-def reauthenticated_at() -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(str(session.get("reauth_at", "")))
-    except ValueError:
-        return None
 
 
 def optional(form: Any, name: str) -> Any:

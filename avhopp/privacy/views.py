@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
@@ -16,7 +15,6 @@ from flask import (
     flash,
     redirect,
     render_template,
-    session,
     url_for,
 )
 from flask_login import current_user
@@ -40,7 +38,7 @@ from avhopp.privacy.forms import (
     ExtendForm,
 )
 from avhopp.privacy.models import ErasureRequest
-from avhopp.security import now, require_recent_auth
+from avhopp.security import now, reauthenticated_at, require_recent_auth
 from avhopp.translation import gettext as _
 
 bp = Blueprint("privacy", __name__, template_folder="templates", url_prefix="/privacy")
@@ -48,13 +46,6 @@ bp = Blueprint("privacy", __name__, template_folder="templates", url_prefix="/pr
 
 def actor() -> Any:
     return current_user._get_current_object()
-
-
-def _reauthenticated_at() -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(str(session.get("reauth_at", "")))
-    except ValueError:
-        return None
 
 
 def _erasure_settings() -> erasure.ErasureSettings:
@@ -139,7 +130,7 @@ def erase(track_id: uuid.UUID) -> Any:
         request_row, error = run(lambda db: erasure.request_erasure(
             db, actor=actor(), track_id=track_id, ground=form.ground.data or "",
             confirm_code=form.confirm_code.data or "",
-            reauthenticated_at=_reauthenticated_at(), settings=_erasure_settings(), now=now()))
+            reauthenticated_at=reauthenticated_at(), settings=_erasure_settings(), now=now()))
         if error is None:
             flash(_("The erasure has been requested. Another coordinator must approve it."),
                   "success")
@@ -176,7 +167,7 @@ def approve(request_id: uuid.UUID) -> Any:
     if not form.validate_on_submit():
         return _request_page(request_id, form)
     row, error = run(lambda db: erasure.approve_erasure(
-        db, actor=actor(), request_id=request_id, reauthenticated_at=_reauthenticated_at(),
+        db, actor=actor(), request_id=request_id, reauthenticated_at=reauthenticated_at(),
         settings=_erasure_settings(), now=now()))
     if error is not None:
         form.form_errors.append(message(error))
@@ -210,7 +201,7 @@ def cancel(request_id: uuid.UUID) -> Any:
 def _extract(track_id: uuid.UUID, fmt: str) -> Any:
     _track(track_id)
     result, error = run(lambda db: extract.register_extract(
-        db, actor=actor(), track_id=track_id, reauthenticated_at=_reauthenticated_at(),
+        db, actor=actor(), track_id=track_id, reauthenticated_at=reauthenticated_at(),
         reauth_minutes=int(current_app.config["REAUTH_MINUTES"]), fmt=fmt, now=now()))
     if error is not None:
         abort(403)
