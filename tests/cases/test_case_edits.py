@@ -99,11 +99,17 @@ def test_an_unknown_case_part_is_refused_with_a_message(app, db, clock):
     assert events(db, "case.updated") == before
 
 
-def test_an_unknown_case_part_on_another_teams_track_is_refused_and_recorded(app, db, clock):
+def outsider_and_track(app: Any, db: Any, clock: Any) -> tuple[Any, uuid.UUID]:
+    """A support worker logged in, and a track of another worker's team."""
     coordinator = make_user(app, role="coordinator")
     worker = make_user(app, role="support_worker")
     track_id = open_defector(db, coordinator, owner=worker).id
     client, _outsider = logged_in(app, clock, "support_worker")
+    return client, track_id
+
+
+def test_an_unknown_case_part_on_another_teams_track_is_refused_and_recorded(app, db, clock):
+    client, track_id = outsider_and_track(app, db, clock)
     before = len(events(db, "track.access_denied"))
     for part in ("person_id", ""):
         response = post(client, f"/tracks/{track_id}/case", version="1", part=part)
@@ -216,10 +222,7 @@ def test_closing_at_a_stale_version_is_refused_and_changes_nothing(app, db, cloc
 
 
 def test_another_teams_worker_is_refused_on_the_new_routes(app, db, clock):
-    coordinator = make_user(app, role="coordinator")
-    worker = make_user(app, role="support_worker")
-    track_id = open_defector(db, coordinator, owner=worker).id
-    client, _outsider = logged_in(app, clock, "support_worker")
+    client, track_id = outsider_and_track(app, db, clock)
     before = len(events(db, "track.access_denied"))
     routes = {
         "case": {"version": "1", **SAFE},
